@@ -1,0 +1,104 @@
+"""The results contract: ``summary.json`` in the profile's figures folder (see ../shared/design.md).
+
+Notebooks record numbers here as they compute them; lists hold one value per seed, in the order of the
+profile's ``run.seeds``. Writes are atomic (a temporary file renamed over the old one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jrft_utils import profiles
+
+METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts", "sft_early_rollouts")
+CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
+METHOD_METRICS = ("jigsaw_acc", "jigsaw_hit", "steps", "train_time_s")
+CORPUS_METRICS = ("lbk", "direction", "nll_base")
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` so that a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def summary_path(profile: str) -> Path:
+    """The profile's ``summary.json``."""
+    return profiles.figures_dir(profile) / "summary.json"
+
+
+def load_summary(profile: str) -> dict[str, Any]:
+    """The profile's summary, or an empty one in the contract's shape."""
+    path = summary_path(profile)
+    if path.exists():
+        return json.loads(path.read_text())
+    run = profiles.section(profile, "run")
+    return {"profile": profile, "seeds": list(run["seeds"]), "grid": None, "wall_time_s": None,
+            "methods": {}, "corpora": {}, "claims": []}
+
+
+def _seed_slot(summary: dict[str, Any], seed: int) -> int:
+    if seed not in summary["seeds"]:
+        raise ValueError(f"seed {seed} is not one of this profile's seeds {summary['seeds']}")
+    return summary["seeds"].index(seed)
+
+
+def _put(values: list, slot: int, n: int, value: Any) -> list:
+    values = list(values) + [None] * (n - len(values))
+    values[slot] = value
+    return values
+
+
+def record_method(profile: str, method: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Record one seed's numbers for ``method``; ``metrics`` may hold METHOD_METRICS and ``prior``
+    (a dict of capability -> accuracy, including ``mean``). Returns the updated summary."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; methods: {METHODS}")
+    summary = load_summary(profile)
+    slot, n = _seed_slot(summary, seed), len(summary["seeds"])
+    entry = summary["methods"].setdefault(method, {k: [] for k in METHOD_METRICS} | {"prior": {}})
+    for key, value in metrics.items():
+        if key == "prior":
+            for cap, acc in value.items():
+                entry["prior"][cap] = _put(entry["prior"].get(cap, []), slot, n, acc)
+        elif key in METHOD_METRICS:
+            entry[key] = _put(entry.get(key, []), slot, n, value)
+        else:
+            raise ValueError(f"unknown method metric {key!r}; metrics: {METHOD_METRICS + ('prior',)}")
+    write_json_atomic(summary_path(profile), summary)
+    return summary
+
+
+def record_corpus(profile: str, corpus: str, seed: int, metrics: dict[str, float]) -> dict[str, Any]:
+    """Record one seed's learning-dynamics numbers for ``corpus``. Returns the updated summary."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; corpora: {CORPORA}")
+    summary = load_summary(profile)
+    slot, n = _seed_slot(summary, seed), len(summary["seeds"])
+    entry = summary["corpora"].setdefault(corpus, {k: [] for k in CORPUS_METRICS})
+    for key, value in metrics.items():
+        if key not in CORPUS_METRICS:
+            raise ValueError(f"unknown corpus metric {key!r}; metrics: {CORPUS_METRICS}")
+        entry[key] = _put(entry.get(key, []), slot, n, value)
+    write_json_atomic(summary_path(profile), summary)
+    return summary
+
+
+def record_fields(profile: str, **fields: Any) -> dict[str, Any]:
+    """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``)."""
+    summary = load_summary(profile)
+    for key, value in fields.items():
+        if key not in ("grid", "wall_time_s", "claims"):
+            raise ValueError(f"unknown summary field {key!r}")
+        summary[key] = value
+    write_json_atomic(summary_path(profile), summary)
+    return summary
