@@ -12,6 +12,7 @@ Nothing else in the package branches on a profile's name.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _CPU: dict[str, dict[str, Any]] = {
     # Seeds of the later stages (the base is built once, from base_seed); where figures and the
-    # summary go (relative to the repository root).
+    # summary go, relative to the repository root (None: a `figures` folder in the run folder).
     "run": {"seeds": [0, 1, 2], "base_seed": 0, "figures_dir": "figures"},
     # The tiny vision-language model (notebook 00).
     "model": {
@@ -43,14 +44,14 @@ _CPU: dict[str, dict[str, Any]] = {
 }
 
 _SMOKE: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
-_SMOKE["run"].update(seeds=[0], base_seed=0, figures_dir="runs/smoke/figures")
+_SMOKE["run"].update(seeds=[0], base_seed=0, figures_dir=None)
 _SMOKE["model"].update(text_hidden=32, text_layers=1, intermediate=64, vision_hidden=32, vision_layers=1)
 _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
 _SMOKE["pretrain"].update(steps=4, batch_size=8)
 _SMOKE["jigsaw"].update(train_size=16, test_size=8)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
-_GPU["run"].update(figures_dir="runs/gpu/figures")
+_GPU["run"].update(figures_dir=None)
 _GPU["jigsaw"].update(rows=3, cols=3)
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
@@ -92,15 +93,16 @@ def section(profile: str, name: str, **overrides: Any) -> dict[str, Any]:
     return values
 
 
-def run_dir(profile: str, root: str | Path | None = None) -> Path:
-    """The run folder of ``profile`` (``runs/<profile>`` under the repository unless ``root`` is given)."""
+def run_dir(profile: str) -> Path:
+    """The run folder of ``profile``: ``runs/<profile>`` under the repository, or under the folder named
+    by the environment variable ``JRFT_RUN_ROOT`` (the tests use it to stay out of ``runs/``)."""
     get_profile(profile)
-    base = Path(root) if root else REPO_ROOT / "runs"
-    return base / profile
+    return Path(os.environ.get("JRFT_RUN_ROOT") or REPO_ROOT / "runs") / profile
 
 
 def figures_dir(profile: str) -> Path:
     """Where ``profile`` writes its figures and ``summary.json`` (created if missing)."""
-    path = REPO_ROOT / section(profile, "run")["figures_dir"]
+    configured = section(profile, "run")["figures_dir"]
+    path = REPO_ROOT / configured if configured else run_dir(profile) / "figures"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -1,0 +1,168 @@
+"""The papermill runner: execute the numbered notebooks in order for one profile.
+
+    python -m jrft_utils.reproduce --profile cpu                 # everything, the profile's seeds
+    python -m jrft_utils.reproduce --profile smoke --only 00 01  # some notebooks
+    python -m jrft_utils.reproduce --profile cpu --from 02 --seeds 0 1 -p sft_learning_rate=3e-4
+
+Executed copies go to ``runs/<profile>/notebooks/``. The run stops at the first failing notebook and
+prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
+parameter) is a one-line error with exit status 2; a failing notebook exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from jrft_utils import profiles
+
+NOTEBOOKS_DIR = profiles.REPO_ROOT / "notebooks"
+
+
+class RunnerError(Exception):
+    """Bad input to the runner; printed as one line."""
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A numbered notebook and the names of the parameters its ``parameters`` cell declares."""
+
+    path: Path
+    parameters: tuple[str, ...]
+
+    @property
+    def number(self) -> str:
+        return self.path.name.split("_", 1)[0]
+
+
+def notebook_parameters(path: Path) -> tuple[str, ...]:
+    """Names assigned in the notebook's cell tagged ``parameters``."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse(cell.source)
+            return tuple(t.id for node in tree.body if isinstance(node, ast.Assign)
+                         for t in node.targets if isinstance(t, ast.Name))
+    raise RunnerError(f"{path.name} has no cell tagged 'parameters'")
+
+
+def discover(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Notebook]:
+    """The numbered notebooks (``NN_name.ipynb``), in order."""
+    paths = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    return [Notebook(p, notebook_parameters(p)) for p in paths]
+
+
+def select(notebooks: list[Notebook], only: list[str] | None, start: str | None) -> list[Notebook]:
+    """Notebooks named by ``only`` (numbers or names), or from ``start`` on; all by default."""
+
+    def find(key: str) -> int:
+        for i, nb in enumerate(notebooks):
+            if key in (nb.number, nb.path.stem, nb.path.name):
+                return i
+        known = ", ".join(nb.path.stem for nb in notebooks)
+        raise RunnerError(f"unknown notebook {key!r}; known: {known}")
+
+    if only and start:
+        raise RunnerError("use either --only or --from, not both")
+    if only:
+        return [notebooks[i] for i in sorted({find(k) for k in only})]
+    if start:
+        return notebooks[find(start):]
+    return notebooks
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """``name=value`` with ``value`` a Python literal (a bare word is taken as a string)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise RunnerError(f"parameter {text!r} is not of the form name=value")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return name, value
+
+
+def plan(notebooks: list[Notebook], profile: str, seeds: list[int] | None,
+         extra: dict[str, Any]) -> list[tuple[Notebook, dict[str, Any]]]:
+    """The parameters each notebook gets; an ``extra`` parameter that no selected notebook declares is
+    an error."""
+    profiles.get_profile(profile)
+    for name in extra:
+        if not any(name in nb.parameters for nb in notebooks):
+            names = ", ".join(nb.path.stem for nb in notebooks)
+            raise RunnerError(f"parameter {name!r} is not a parameter of any selected notebook ({names})")
+    steps = []
+    for nb in notebooks:
+        params: dict[str, Any] = {"profile": profile}
+        if seeds is not None and "seeds" in nb.parameters:
+            params["seeds"] = list(seeds)
+        params.update({k: v for k, v in extra.items() if k in nb.parameters})
+        unknown = set(params) - set(nb.parameters)
+        if unknown:
+            raise RunnerError(f"{nb.path.name} does not declare parameter(s) {sorted(unknown)}")
+        steps.append((nb, params))
+    return steps
+
+
+def execute(nb: Notebook, params: dict[str, Any], out_dir: Path) -> Path:
+    """Run one notebook with papermill; return the executed copy's path."""
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / nb.path.name
+    pm.execute_notebook(str(nb.path), str(executed), parameters=params, cwd=str(nb.path.parent),
+                        progress_bar=True, kernel_name="python3")
+    return executed
+
+
+def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = None,
+        start: str | None = None, extra: dict[str, Any] | None = None) -> int:
+    """Run the selected notebooks in order; return a process exit status (0 ok, 1 a notebook failed)."""
+    import papermill as pm
+
+    steps = plan(select(discover(), only, start), profile, seeds, extra or {})
+    out_dir = profiles.run_dir(profile) / "notebooks"
+    t0 = time.perf_counter()
+    for i, (nb, params) in enumerate(steps, 1):
+        print(f"[{i}/{len(steps)}] {nb.path.name}  {params}", flush=True)
+        t1 = time.perf_counter()
+        try:
+            executed = execute(nb, params, out_dir)
+        except pm.PapermillExecutionError as err:
+            print(f"FAILED {nb.path.name} after {time.perf_counter() - t1:.0f} s: {err.ename}: {err.evalue}",
+                  file=sys.stderr)
+            print(f"executed notebook: {out_dir / nb.path.name}", file=sys.stderr)
+            return 1
+        print(f"    done in {time.perf_counter() - t1:.0f} s -> {executed}", flush=True)
+    print(f"all {len(steps)} notebooks done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jrft_utils.reproduce", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu", help=f"one of {sorted(profiles.PROFILES)}")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds for notebooks with a `seeds` parameter")
+    parser.add_argument("--only", nargs="+", metavar="NB", help="run only these notebooks (e.g. 00 01)")
+    parser.add_argument("--from", dest="start", metavar="NB", help="run from this notebook on")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="a notebook parameter (repeatable); must be declared by a selected notebook")
+    args = parser.parse_args(argv)
+    try:
+        extra = dict(parse_parameter(p) for p in args.parameter)
+        return run(args.profile, args.seeds, args.only, args.start, extra)
+    except (RunnerError, profiles.ProfileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

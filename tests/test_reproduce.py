@@ -1,0 +1,93 @@
+"""The papermill runner: selection, parameters, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from jrft_utils import reproduce
+from jrft_utils.profiles import REPO_ROOT
+
+
+def _write_notebook(path, params_source):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params_source)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), cell, nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def fake_notebooks(tmp_path):
+    _write_notebook(tmp_path / "00_base.ipynb", 'profile = "cpu"\nseed = 0')
+    _write_notebook(tmp_path / "01_next.ipynb", 'profile = "cpu"\nseeds = None\nlr = None')
+    _write_notebook(tmp_path / "02_last.ipynb", 'profile = "cpu"')
+    return reproduce.discover(tmp_path)
+
+
+def test_discover_reads_parameters_in_order(fake_notebooks):
+    assert [nb.number for nb in fake_notebooks] == ["00", "01", "02"]
+    assert fake_notebooks[1].parameters == ("profile", "seeds", "lr")
+
+
+def test_select_only_and_from(fake_notebooks):
+    assert [nb.number for nb in reproduce.select(fake_notebooks, ["02", "00"], None)] == ["00", "02"]
+    assert [nb.number for nb in reproduce.select(fake_notebooks, None, "01_next")] == ["01", "02"]
+    assert len(reproduce.select(fake_notebooks, None, None)) == 3
+    with pytest.raises(reproduce.RunnerError, match="unknown notebook '07'"):
+        reproduce.select(fake_notebooks, ["07"], None)
+    with pytest.raises(reproduce.RunnerError, match="either"):
+        reproduce.select(fake_notebooks, ["00"], "01")
+
+
+def test_plan_passes_seeds_and_parameters_only_where_declared(fake_notebooks):
+    steps = reproduce.plan(fake_notebooks, "smoke", [3, 4], {"lr": 0.1})
+    assert [params for _, params in steps] == [
+        {"profile": "smoke"}, {"profile": "smoke", "seeds": [3, 4], "lr": 0.1}, {"profile": "smoke"}]
+
+
+def test_plan_rejects_unknown_parameter_and_profile(fake_notebooks):
+    with pytest.raises(reproduce.RunnerError, match="'momentum' is not a parameter"):
+        reproduce.plan(fake_notebooks, "smoke", None, {"momentum": 0.9})
+    with pytest.raises(Exception, match="unknown profile 'tpu'"):
+        reproduce.plan(fake_notebooks, "tpu", None, {})
+
+
+def test_parse_parameter_literals_and_errors():
+    assert reproduce.parse_parameter("lr=3e-4") == ("lr", 3e-4)
+    assert reproduce.parse_parameter("seeds=[1, 2]") == ("seeds", [1, 2])
+    assert reproduce.parse_parameter("name=gt") == ("name", "gt")
+    with pytest.raises(reproduce.RunnerError, match="name=value"):
+        reproduce.parse_parameter("lr")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "jrft_utils.reproduce", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "tpu"], "error: unknown profile 'tpu'"),
+    (["--profile", "smoke", "--only", "99"], "error: unknown notebook '99'"),
+    (["--profile", "smoke", "-p", "no_such_knob=1"], "error: parameter 'no_such_knob' is not a parameter"),
+])
+def test_cli_bad_input_is_one_line_error(args, message):
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_cli_missing_upstream_artifact_names_the_notebook_to_run():
+    later = reproduce.discover()[1:]
+    if not later:
+        pytest.skip("only one notebook exists")
+    result = _cli("--profile", "smoke", "--only", later[0].number)  # fresh run root: nothing upstream
+    assert result.returncode == 1
+    assert "FAILED" in result.stderr and "executed notebook:" in result.stderr
+    assert "00" in result.stderr.split("FAILED", 1)[1]  # tells which notebook makes the artifact
+    assert "Traceback" not in result.stderr
