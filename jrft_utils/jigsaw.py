@@ -425,19 +425,38 @@ def make_puzzle(image: Image.Image | np.ndarray, rows: int, cols: int, rng: np.r
     return Puzzle(shuffle_image(arr, rows, cols, answer), answer, Image.fromarray(arr), rows, cols, source, box)
 
 
+def add_position_cue(arr: np.ndarray, strength: float) -> np.ndarray:
+    """Blend a fixed colour ramp into an image: red grows from left to right, green from top to bottom.
+
+    With ``strength`` > 0 every tile carries a global cue to where it belongs (as sky and ground do in
+    photos), besides the edge continuity a full jigsaw solver uses; 0 leaves the image unchanged."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"cue_strength must be in [0, 1], got {strength}")
+    if strength == 0.0:
+        return arr
+    h, w = arr.shape[:2]
+    ramp = np.zeros((h, w, 3))
+    ramp[..., 0] = np.linspace(0, 255, w)[None, :]
+    ramp[..., 1] = np.linspace(0, 255, h)[:, None]
+    ramp[..., 2] = 128
+    return ((1 - strength) * arr.astype(float) + strength * ramp).round().clip(0, 255).astype(np.uint8)
+
+
 def _split_rng(seed: int, split: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), 7919, {"train": 0, "test": 1}[split]]))
 
 
 def generate_puzzles(n: int, split: str, rows: int = 2, cols: int = 2, seed: int = 0, image_size: int = 84,
-                     photo_fraction: float = 1.0, crop_min: float = 1.0, crop_max: float = 2.0,
+                     photo_fraction: float = 1.0, cue_strength: float = 0.0, crop_min: float = 1.0,
+                     crop_max: float = 2.0,
                      test_region: float = 1 / 3, min_tile_std: float = 4.0,
                      photos: Sequence[str] = PHOTOS) -> list[Puzzle]:
     """``n`` puzzles of the ``split`` (``"train"`` or ``"test"``), deterministic given the arguments.
 
     A fraction ``photo_fraction`` of them are crops of real photos (from the split's own region of each
     photo); the rest are procedural images from the split's own random stream. Crops with a nearly flat
-    tile (pixel std < ``min_tile_std``) are redrawn, so every tile carries something to match."""
+    tile (pixel std < ``min_tile_std``) are redrawn, so every tile carries something to match.
+    ``cue_strength`` blends in :func:`add_position_cue` (0: none)."""
     check_grid(rows, cols, image_size)
     if not 0.0 <= photo_fraction <= 1.0:
         raise ValueError(f"photo_fraction must be in [0, 1], got {photo_fraction}")
@@ -456,6 +475,7 @@ def generate_puzzles(n: int, split: str, rows: int = 2, cols: int = 2, seed: int
                 arr = procedural_image(rng, image_size)
             if _tiles_textured(arr, rows, cols, min_tile_std):
                 break
+        arr = add_position_cue(arr, cue_strength)
         puzzles.append(make_puzzle(arr, rows, cols, rng, source=name, box=box))
     return puzzles
 
@@ -476,7 +496,7 @@ def puzzles_to_dataset(puzzles: Sequence[Puzzle]):
     }, features=features)
 
 
-GENERATOR_KNOBS = ("rows", "cols", "image_size", "photo_fraction", "crop_min", "crop_max", "test_region",
+GENERATOR_KNOBS = ("rows", "cols", "image_size", "photo_fraction", "cue_strength", "crop_min", "crop_max", "test_region",
                    "min_tile_std")
 
 

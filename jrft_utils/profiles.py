@@ -38,21 +38,44 @@ _CPU: dict[str, dict[str, Any]] = {
     # The prior-knowledge world (notebook 00).
     "world": {"train_per_capability": 4000, "test_per_capability": 200},
     # Pretraining of the base model (notebook 00).
-    "pretrain": {"steps": 3000, "batch_size": 32, "learning_rate": 1e-3, "eval_batch_size": 64},
-    # Jigsaw puzzles (notebook 01).
-    "jigsaw": {"rows": 2, "cols": 2, "train_size": 2000, "test_size": 200},
+    "pretrain": {"steps": 2000, "batch_size": 32, "learning_rate": 2e-3, "eval_batch_size": 100,
+                 "logging_steps": 25, "threads": 1},
+    # Jigsaw puzzles (notebook 01). rows x cols: 2 x 2 on CPU, provisional (the lead checks that the tiny
+    # model learns it; the paper's 3 x 3 on GPU). photo_fraction: share of real-photo crops, the rest
+    # procedural images. Crop side: uniform(crop_min, crop_max) * image_size px; test_region: the share of
+    # each photo's long side reserved for test crops. data_seed: the puzzles are the same for every seed.
+    # max_new_tokens / eval_batch_size: greedy generation when scoring a model on the test split.
+    "jigsaw": {"rows": 2, "cols": 2, "train_size": 2000, "test_size": 200, "image_size": 84,
+               "photo_fraction": 0.5, "cue_strength": 0.5, "crop_min": 1.0, "crop_max": 2.0, "test_region": 1 / 3,
+               "min_tile_std": 4.0, "data_seed": 0, "max_new_tokens": 128, "eval_batch_size": 32},
+    # Supervised fine-tuning on the jigsaw (notebooks 02, 04). learning_rate is the main runs' rate;
+    # lr_sweep the rates of the sweep (run on the first seed). eval_every: steps between curve points;
+    # eval_test_size: held-out puzzles scored at each point.
+    "sft": {"steps": 300, "batch_size": 16, "learning_rate": 3e-4, "lr_sweep": [1e-4, 3e-4, 1e-3],
+            "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 10, "eval_every": 50,
+            "eval_test_size": 100},
+    # RFT with GRPO on the jigsaw (notebook 03): batch_size counts completions (batch_size /
+    # num_generations prompts a step); rewards hit + acc + fmt, unweighted. snapshot_step: the early
+    # checkpoint kept from each main run (its rollouts become notebook 04's early_rollouts corpus).
+    "rft": {"steps": 1000, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
+            "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
+            "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
+            "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 100},
 }
 
 _SMOKE: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _SMOKE["run"].update(seeds=[0], base_seed=0, figures_dir=None)
 _SMOKE["model"].update(text_hidden=32, text_layers=1, intermediate=64, vision_hidden=32, vision_layers=1)
 _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
-_SMOKE["pretrain"].update(steps=4, batch_size=8)
-_SMOKE["jigsaw"].update(train_size=16, test_size=8)
+_SMOKE["pretrain"].update(steps=4, batch_size=8, logging_steps=1)
+_SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
+_SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4], logging_steps=1, eval_every=2, eval_test_size=8)
+_SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, lr_sweep=[1e-4],
+                     eval_every=1, eval_test_size=8, snapshot_step=1)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _GPU["run"].update(figures_dir=None)
-_GPU["jigsaw"].update(rows=3, cols=3)
+_GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
 

@@ -1,0 +1,48 @@
+"""Stage caching: a stage (pretraining, one fine-tuning run, ...) whose parameters and inputs are
+unchanged is reused instead of recomputed.
+
+A finished stage folder holds ``stage.json`` with a fingerprint of everything that determined it (its
+parameters and the fingerprints of the stages it read) and its outputs. ``stage.json`` is written last and
+atomically, so a stage killed half-way has none and is simply run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from jrft_utils import results
+
+STAGE_FILE = "stage.json"
+
+
+def fingerprint(params: dict[str, Any]) -> str:
+    """A stable hash of JSON-able ``params``."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cached(stage_dir: str | Path, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The outputs of the finished stage in ``stage_dir`` if it was made with ``params``, else ``None``."""
+    path = Path(stage_dir) / STAGE_FILE
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record["outputs"] if record.get("fingerprint") == fingerprint(params) else None
+
+
+def mark_done(stage_dir: str | Path, params: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """Record that the stage in ``stage_dir`` finished with ``params``, producing ``outputs``."""
+    results.write_json_atomic(Path(stage_dir) / STAGE_FILE,
+                              {"fingerprint": fingerprint(params), "params": params, "outputs": outputs})
+
+
+def stage_fingerprint(stage_dir: str | Path, made_by: str) -> str:
+    """The fingerprint of a finished upstream stage (to make a downstream stage depend on it).
+
+    ``made_by`` names what makes it (e.g. ``"notebooks/00_base_model.ipynb"``) for the error message."""
+    path = Path(stage_dir) / STAGE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"missing {stage_dir}: run {made_by} (same profile) first")
+    return json.loads(path.read_text())["fingerprint"]

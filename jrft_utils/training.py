@@ -1,0 +1,291 @@
+"""Fine-tuning the base on the jigsaw: SFT with TRL's ``SFTTrainer``, RFT with TRL's ``GRPOTrainer``.
+
+Both trainers are used unmodified and configured from a profile section (``sft`` or ``rft``). A
+:class:`CurveCallback` measures, every ``eval_every`` steps, held-out jigsaw accuracy and the whole
+prior-knowledge suite, and writes the curve to ``curves.json`` next to the run's outputs: the learning
+and forgetting curves of notebooks 02-04.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from jrft_utils import evaluation, jigsaw, profiles, results, stages
+from jrft_utils import model as model_factory
+
+CURVES_FILE = "curves.json"
+METRICS_FILE = "metrics.json"
+
+
+class CurveCallback(TrainerCallback):
+    """Evaluates held-out jigsaw (exact ``acc`` and ``hit``) and prior knowledge at step 0, every
+    ``every`` steps and at the last step; appends each point to ``path`` (JSON, written atomically)."""
+
+    def __init__(self, processor, jigsaw_test, prior_test_sets: dict, every: int, path: str | Path,
+                 batch_size: int = 64, max_new_tokens: int = 48):
+        if every < 1:
+            raise ValueError(f"eval_every must be >= 1, got {every}")
+        self.processor, self.jigsaw_test, self.prior_test_sets = processor, jigsaw_test, prior_test_sets
+        self.every, self.path = every, Path(path)
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.points: list[dict[str, Any]] = []
+
+    def measure(self, model, step: int) -> dict[str, Any]:
+        """One point of the curves for ``model`` at ``step``."""
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            point = {"step": step, **evaluate_all(model, self.processor, self.jigsaw_test, self.prior_test_sets,
+                                                  self.batch_size, self.max_new_tokens)}
+        model.train(was_training)
+        self.points.append(point)
+        results.write_json_atomic(self.path, self.points)
+        return point
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.measure(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self.measure(model, state.global_step)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.points[-1]["step"] != state.global_step:
+            self.measure(model, state.global_step)
+
+
+class SnapshotCallback(TrainerCallback):
+    """Saves the model being trained (with ``processor``) to ``path`` once, at step ``step``: the early
+    RFT checkpoint whose rollouts notebook 04 distils."""
+
+    def __init__(self, processor, step: int, path: str | Path):
+        self.processor, self.step, self.path = processor, step, Path(path)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            model_factory.save_checkpoint(model, self.processor, self.path)
+
+
+def evaluate_all(model, processor, jigsaw_test, prior_test_sets: dict, batch_size: int = 64,
+                 max_new_tokens: int = 48) -> dict[str, Any]:
+    """Held-out jigsaw ``jigsaw_acc`` / ``jigsaw_hit`` / ``jigsaw_fmt`` and the ``prior`` suite (per
+    capability and ``mean``) of ``model``, by greedy decoding."""
+    prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(jigsaw_test["rows"], jigsaw_test["cols"])]
+    completions = evaluation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
+                                                  max_new_tokens=max_new_tokens, batch_size=batch_size)
+    scores = jigsaw.evaluate_jigsaw(completions, list(jigsaw_test["answer"]))
+    prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)
+    return {"jigsaw_acc": scores["acc"], "jigsaw_hit": scores["hit"], "jigsaw_fmt": scores["fmt"],
+            "prior": prior}
+
+
+def _common_args(cfg: dict[str, Any], output_dir: Path, seed: int) -> dict[str, Any]:
+    return dict(
+        output_dir=str(output_dir), max_steps=cfg["steps"], learning_rate=cfg["learning_rate"],
+        per_device_train_batch_size=cfg["batch_size"], lr_scheduler_type=cfg["lr_scheduler"],
+        warmup_steps=cfg["warmup_steps"], weight_decay=0.0, max_grad_norm=1.0, logging_steps=cfg["logging_steps"],
+        save_strategy="no", report_to="none", seed=seed, data_seed=seed, bf16=False,
+        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=False,
+    )
+
+
+def sft_config(cfg: dict[str, Any], output_dir: Path, seed: int):
+    """``trl.SFTConfig`` from a profile's ``sft`` section (completion-only loss, no truncation)."""
+    from trl import SFTConfig
+
+    return SFTConfig(**_common_args(cfg, output_dir, seed), max_length=None, completion_only_loss=True)
+
+
+def grpo_config(cfg: dict[str, Any], output_dir: Path, seed: int):
+    """``trl.GRPOConfig`` from a profile's ``rft`` section; every rollout is logged (``log_completions``)
+    to ``<output_dir>/completions/*.parquet`` with its rewards and step."""
+    from trl import GRPOConfig
+
+    args = _common_args(cfg, output_dir, seed) | {"logging_steps": 1}
+    return GRPOConfig(
+        **args, num_generations=cfg["num_generations"], max_completion_length=cfg["max_completion_length"],
+        temperature=cfg["temperature"], beta=cfg["beta"], loss_type=cfg["loss_type"],
+        log_completions=True, num_completions_to_print=0,
+    )
+
+
+def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any], output_dir: str | Path,
+          seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True) -> dict[str, Any]:
+    """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``) and, with
+    ``save_model``, save the result to ``<output_dir>/model``. Returns (and writes to ``metrics.json``) ``steps`` and
+    ``train_time_s``, plus the final point of a :class:`CurveCallback` among ``callbacks``."""
+    from trl import GRPOTrainer, SFTTrainer
+
+    if method not in ("sft", "rft"):
+        raise ValueError(f"method must be 'sft' or 'rft', got {method!r}")
+    output_dir = Path(output_dir)
+    model, processor = model_factory.load_checkpoint(base_dir)
+    model.train()
+    callbacks = list(callbacks)
+    if method == "sft":
+        trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, seed), train_dataset=train_dataset,
+                             processing_class=processor, callbacks=callbacks)
+    else:
+        # GRPO builds its reference model from the checkpoint's path when beta > 0 (design.md).
+        trainer = GRPOTrainer(model=str(base_dir), reward_funcs=list(jigsaw.REWARD_FUNCS),
+                              args=grpo_config(cfg, output_dir, seed), train_dataset=train_dataset,
+                              processing_class=processor, callbacks=callbacks)
+    t0 = time.perf_counter()
+    trainer.train()
+    metrics: dict[str, Any] = {"steps": trainer.state.global_step, "train_time_s": time.perf_counter() - t0}
+    for callback in callbacks:
+        if isinstance(callback, CurveCallback):
+            metrics |= {k: v for k, v in callback.points[-1].items() if k != "step"}
+    if save_model:
+        model_factory.save_checkpoint(trainer.model, processor, output_dir / "model")
+    results.write_json_atomic(output_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def load_curves(output_dir: str | Path) -> list[dict[str, Any]]:
+    """The curve points a :class:`CurveCallback` wrote into ``output_dir``."""
+    path = Path(output_dir) / CURVES_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no curves at {path}: the training stage has not run")
+    return json.loads(path.read_text())
+
+
+def run_dir_for(profile: str, corpus: str, learning_rate: float, seed: int) -> Path:
+    """Where the fine-tuning run on ``corpus`` at ``learning_rate`` and ``seed`` keeps its outputs."""
+    return profiles.run_dir(profile) / "finetune" / corpus / f"lr{learning_rate:g}" / f"seed{seed}"
+
+
+def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test, prior_test_sets: dict,
+             seed: int, inputs: dict[str, str] | None = None, keep_model: bool = False,
+             **overrides: Any) -> dict[str, Any]:
+    """One cached fine-tuning run of the profile's base: ``method`` (``"sft"`` / ``"rft"``) on the
+    ``corpus`` (its name: ``gt``, ``teacher``, ...) with the profile's section ``method`` and
+    ``overrides`` (e.g. ``learning_rate``). ``inputs`` names the fingerprints of the stages the corpus
+    came from. Reused when nothing changed; the model is kept only with ``keep_model`` (then also a
+    snapshot at step ``snapshot_step`` when the section has one > 0, in ``<dir>/snapshot``).
+
+    Returns ``metrics.json``'s content plus ``curves`` and ``dir``."""
+    import shutil
+
+    cfg = profiles.section(profile, method, **overrides)
+    base_dir = model_factory.base_checkpoint_dir(profile)
+    out = run_dir_for(profile, corpus, cfg["learning_rate"], seed)
+    params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
+              "jigsaw": profiles.section(profile, "jigsaw"), "inputs": inputs or {},
+              "base": stages.stage_fingerprint(base_dir, "notebooks/00_base_model.ipynb")}
+    done = stages.cached(out, params)
+    if done is None:
+        if out.exists():
+            shutil.rmtree(out)  # a run killed half-way: start it again
+        processor = model_factory.load_checkpoint(base_dir)[1]
+        callbacks = [CurveCallback(processor, jigsaw_test, prior_test_sets, cfg["eval_every"], out / CURVES_FILE)]
+        if keep_model and cfg.get("snapshot_step", 0) > 0:
+            callbacks.append(SnapshotCallback(processor, cfg["snapshot_step"], out / "snapshot"))
+        train(method, base_dir, train_dataset, cfg, out, seed, callbacks, save_model=keep_model)
+        done = json.loads((out / METRICS_FILE).read_text())
+        stages.mark_done(out, params, done)
+    return done | {"curves": load_curves(out), "dir": str(out)}
+
+
+def evaluation_sets(profile: str, method: str) -> tuple[Any, dict]:
+    """The held-out sets a fine-tuning curve is measured on: the first ``eval_test_size`` puzzles of the
+    jigsaw test split and the world's prior-knowledge test sets."""
+    from jrft_utils import world
+
+    test = jigsaw.load_or_build_splits(profile)["test"]
+    n = min(profiles.section(profile, method)["eval_test_size"], len(test))
+    return test.select(range(n)), world.build_test_sets(profile)
+
+
+def run_method(profile: str, method: str, corpus: str, train_dataset, seeds: list[int], learning_rate: float,
+               lr_sweep: list[float], inputs: dict[str, str] | None = None, keep_model: bool = False,
+               **overrides: Any) -> dict[str, Any]:
+    """The main runs (one per seed at ``learning_rate``) and the learning-rate sweep (first seed, each
+    rate of ``lr_sweep``) of one method on one corpus; cached run by run.
+
+    Returns ``{"main": {seed: run}, "sweep": {lr: run}}`` (runs as :func:`finetune` returns them)."""
+    jigsaw_test, prior_tests = evaluation_sets(profile, method)
+
+    def one(seed: int, lr: float, keep: bool) -> dict[str, Any]:
+        return finetune(profile, method, corpus, train_dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
+                        keep_model=keep, learning_rate=lr, **overrides)
+
+    main = {seed: one(seed, learning_rate, keep_model) for seed in seeds}
+    sweep = {lr: main[seeds[0]] if lr == learning_rate else one(seeds[0], lr, False) for lr in lr_sweep}
+    runs = {"main": main, "sweep": sweep}
+    results.write_json_atomic(method_results_path(profile, corpus), runs)
+    return runs
+
+
+def method_results_path(profile: str, corpus: str) -> Path:
+    """Where :func:`run_method` writes all runs of one corpus (main and sweep, with their curves)."""
+    return profiles.run_dir(profile) / "finetune" / corpus / "runs.json"
+
+
+def load_method_results(profile: str, corpus: str, made_by: str) -> dict[str, Any]:
+    """The runs :func:`run_method` wrote for ``corpus`` (JSON keys become numbers again); ``made_by``
+    names the notebook that makes them, for the error when they are missing."""
+    path = method_results_path(profile, corpus)
+    if not path.exists():
+        raise FileNotFoundError(f"no {corpus!r} runs at {path}: run {made_by} (same profile) first")
+    raw = json.loads(path.read_text())
+    return {"main": {int(k): v for k, v in raw["main"].items()},
+            "sweep": {float(k): v for k, v in raw["sweep"].items()}}
+
+
+def steps_to_reach(points: list[dict[str, Any]], accuracy: float, metric: str = "jigsaw_acc") -> int | None:
+    """The first curve step whose ``metric`` is at least ``accuracy`` (``None`` if never reached)."""
+    return next((p["step"] for p in points if p[metric] >= accuracy), None)
+
+
+def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's numbers in the shape of the results contract's ``methods`` entries."""
+    return {k: run[k] for k in ("jigsaw_acc", "jigsaw_hit", "steps", "train_time_s", "prior")}
+
+
+def final_table(runs: dict[Any, dict[str, Any]], key: str = "seed") -> "pd.DataFrame":
+    """One row per run (indexed by ``key``): final jigsaw accuracy, prior accuracy per capability and
+    its change from the base (the curve's step 0), steps and training time."""
+    import pandas as pd
+
+    rows = []
+    for name, run in runs.items():
+        base, final = run["curves"][0]["prior"], run["prior"]
+        row = {key: name, "jigsaw exact": run["jigsaw_acc"], "jigsaw hit": run["jigsaw_hit"]}
+        row |= {f"prior {cap}": acc for cap, acc in final.items()}
+        row |= {"prior mean change": final["mean"] - base["mean"], "steps": run["steps"],
+                "train time (s)": run["train_time_s"]}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(key)
+
+
+def steps_to_reach_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy: float) -> "pd.DataFrame":
+    """Per method (``{name: {seed: run}}``): the steps each seed's curve needed to reach ``accuracy``
+    held-out exact jigsaw accuracy (NaN: not reached within the run), their mean and the final accuracy."""
+    import pandas as pd
+
+    rows = []
+    for name, runs in methods.items():
+        reached = [steps_to_reach(r["curves"], accuracy) for r in runs.values()]
+        rows.append({"method": name, "accuracy to reach": accuracy,
+                     **{f"steps (seed {s})": x for s, x in zip(runs, reached)},
+                     "mean steps": pd.Series(reached, dtype=float).mean(),
+                     "seeds that reached it": sum(x is not None for x in reached),
+                     "final exact (mean)": sum(r["jigsaw_acc"] for r in runs.values()) / len(runs)})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def frontier_frame(sweeps: dict[str, dict[float, dict[str, Any]]]) -> "pd.DataFrame":
+    """One row per sweep run (``{method: {learning_rate: run}}``): method, learning rate, final jigsaw
+    exact accuracy and mean prior accuracy."""
+    import pandas as pd
+
+    return pd.DataFrame([{"method": name, "learning rate": f"{lr:g}", "jigsaw_acc": run["jigsaw_acc"],
+                          "prior_mean": run["prior"]["mean"]}
+                         for name, sweep in sweeps.items() for lr, run in sweep.items()])
