@@ -26,7 +26,7 @@ _CPU: dict[str, dict[str, Any]] = {
     "model": {
         "image_size": 84,
         "patch_size": 14,
-        "vision_hidden": 64,
+        "vision_hidden": 128,
         "vision_layers": 2,
         "vision_heads": 4,
         "text_hidden": 128,
@@ -38,7 +38,8 @@ _CPU: dict[str, dict[str, Any]] = {
     # The prior-knowledge world (notebook 00).
     "world": {"train_per_capability": 4000, "test_per_capability": 200},
     # Pretraining of the base model (notebook 00).
-    "pretrain": {"steps": 2000, "batch_size": 32, "learning_rate": 2e-3, "eval_batch_size": 100,
+    "pretrain": {"vision_steps": 900, "vision_batch_size": 64, "vision_learning_rate": 1e-3,
+                 "steps": 1000, "batch_size": 32, "learning_rate": 1e-3, "eval_batch_size": 100,
                  "logging_steps": 25, "threads": 1},
     # Jigsaw puzzles (notebook 01). rows x cols: 2 x 2 on CPU, provisional (the lead checks that the tiny
     # model learns it; the paper's 3 x 3 on GPU). photo_fraction: share of real-photo crops, the rest
@@ -61,17 +62,23 @@ _CPU: dict[str, dict[str, Any]] = {
             "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
             "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 100},
+    # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
+    # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot.
+    # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).
+    "corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 64,
+                "require_correct": True},
 }
 
 _SMOKE: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _SMOKE["run"].update(seeds=[0], base_seed=0, figures_dir=None)
 _SMOKE["model"].update(text_hidden=32, text_layers=1, intermediate=64, vision_hidden=32, vision_layers=1)
 _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
-_SMOKE["pretrain"].update(steps=4, batch_size=8, logging_steps=1)
+_SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_size=8, logging_steps=1)
 _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
 _SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4], logging_steps=1, eval_every=2, eval_test_size=8)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, lr_sweep=[1e-4],
                      eval_every=1, eval_test_size=8, snapshot_step=1)
+_SMOKE["corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _GPU["run"].update(figures_dir=None)

@@ -203,17 +203,19 @@ def evaluation_sets(profile: str, method: str) -> tuple[Any, dict]:
     return test.select(range(n)), world.build_test_sets(profile)
 
 
-def run_method(profile: str, method: str, corpus: str, train_dataset, seeds: list[int], learning_rate: float,
-               lr_sweep: list[float], inputs: dict[str, str] | None = None, keep_model: bool = False,
-               **overrides: Any) -> dict[str, Any]:
+def run_method(profile: str, method: str, corpus: str, data, seeds: list[int], learning_rate: float,
+               lr_sweep: list[float], keep_model: bool = False, **overrides: Any) -> dict[str, Any]:
     """The main runs (one per seed at ``learning_rate``) and the learning-rate sweep (first seed, each
-    rate of ``lr_sweep``) of one method on one corpus; cached run by run.
+    rate of ``lr_sweep``) of one method on one corpus; cached run by run. ``data`` is the training
+    dataset, or a function of the seed returning ``(dataset, inputs)`` (``inputs``: fingerprints of the
+    stages that made it) for corpora that differ per seed.
 
     Returns ``{"main": {seed: run}, "sweep": {lr: run}}`` (runs as :func:`finetune` returns them)."""
     jigsaw_test, prior_tests = evaluation_sets(profile, method)
 
     def one(seed: int, lr: float, keep: bool) -> dict[str, Any]:
-        return finetune(profile, method, corpus, train_dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
+        dataset, inputs = data(seed) if callable(data) else (data, {})
+        return finetune(profile, method, corpus, dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
                         keep_model=keep, learning_rate=lr, **overrides)
 
     main = {seed: one(seed, learning_rate, keep_model) for seed in seeds}

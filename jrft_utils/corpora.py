@@ -1,0 +1,103 @@
+"""The data perspective (notebook 04): four SFT corpora on the same training puzzles.
+
+- ``gt``: the ground-truth answer only (SFT-Non-Rea).
+- ``teacher``: the rule-based teacher's reasoning written for the ground-truth answer, then the answer
+  (the analogue of SFT-Rea-4o: GPT-4o scores 0% on jigsaws, so its reasoning must be written knowing the
+  answer; ours is too).
+- ``rft_rollouts``: the final RFT model's own correct rollouts (SFT-Rea-GRPO-Rollout): ``num_samples``
+  completions sampled per puzzle, the first exactly right one kept; puzzles with none are left out
+  (unless ``corpora.require_correct`` is off, as in the smoke profile, where nothing is solved).
+- ``early_rollouts``: rollouts of the early RFT snapshot (``rft.snapshot_step``), when its jigsaw accuracy
+  was still low, *paired with the correct answer*: the rollout's ``<think>`` part is kept and its answer
+  block replaced by the ground truth (our construction; the paper's is not known). One sample per puzzle.
+
+Rollout corpora depend on the RFT run of the same seed; each built corpus is cached on disk under
+``runs/<profile>/corpora/<name>/seed<k>``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Any
+
+from jrft_utils import evaluation, jigsaw, profiles, stages, teacher, training
+from jrft_utils import model as model_factory
+
+CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def check_corpus(name: str) -> None:
+    """Raise ``ValueError`` for an unknown corpus name."""
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; corpora: {CORPORA}")
+
+
+def rft_run_dir(profile: str, seed: int):
+    """The main RFT run of ``seed`` (notebook 03), whose final model and snapshot the rollouts come from."""
+    return training.run_dir_for(profile, "rft", profiles.section(profile, "rft")["learning_rate"], seed)
+
+
+def with_true_answer(completion: str, answer: str) -> str:
+    """``completion``'s think part (empty if it has none) followed by the correct answer block."""
+    match = _THINK.search(completion)
+    return jigsaw.completion_text(answer, think=match.group(1).strip() if match else "")
+
+
+def sample_rollouts(checkpoint, train, num_samples: int, temperature: float, max_new_tokens: int,
+                    batch_size: int, seed: int) -> list[list[str]]:
+    """``num_samples`` sampled completions of the checkpoint for every puzzle of ``train``."""
+    model, processor = model_factory.load_checkpoint(checkpoint)
+    prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(train["rows"], train["cols"])]
+    flat = evaluation.generate_completions(
+        model, processor, [im for im in train["image"] for _ in range(num_samples)],
+        [p for p in prompts for _ in range(num_samples)], max_new_tokens=max_new_tokens,
+        batch_size=batch_size, temperature=temperature, seed=seed, desc="sampling rollouts")
+    return [flat[i:i + num_samples] for i in range(0, len(flat), num_samples)]
+
+
+def completions_for(profile: str, name: str, train, seed: int, cfg: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """The puzzles (row indices of ``train``) and target completions of corpus ``name``."""
+    answers = list(train["answer"])
+    if name == "gt":
+        return list(range(len(train))), [jigsaw.gt_completion(a) for a in answers]
+    if name == "teacher":
+        return list(range(len(train))), teacher.teacher_completions(train, use_truth=True)
+    run = rft_run_dir(profile, seed)
+    checkpoint = run / ("model" if name == "rft_rollouts" else "snapshot")
+    samples = sample_rollouts(checkpoint, train, cfg["num_samples"] if name == "rft_rollouts" else 1,
+                              cfg["temperature"], cfg["max_new_tokens"], cfg["batch_size"], seed)
+    if name == "early_rollouts":
+        return list(range(len(train))), [with_true_answer(s[0], a) for s, a in zip(samples, answers)]
+    rows, texts = [], []
+    for i, (group, answer) in enumerate(zip(samples, answers)):
+        correct = [c for c in group if jigsaw.score(c, answer)["acc"] == 1.0]
+        if correct or not cfg["require_correct"]:
+            rows.append(i)
+            texts.append((correct or group)[0])
+    return rows, texts
+
+
+def build(profile: str, name: str, seed: int, **overrides: Any):
+    """Corpus ``name`` for ``seed`` in TRL's SFT format (cached), and the fingerprints it depends on."""
+    import datasets
+
+    check_corpus(name)
+    cfg = profiles.section(profile, "corpora", **overrides)
+    inputs = {}
+    if name.endswith("rollouts"):
+        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), "notebooks/03_rft.ipynb")
+    out = profiles.run_dir(profile) / "corpora" / name / f"seed{seed}"
+    params = {"name": name, "seed": seed, "cfg": cfg, "jigsaw": profiles.section(profile, "jigsaw"),
+              "inputs": inputs}
+    if stages.cached(out, params) is None:
+        shutil.rmtree(out, ignore_errors=True)  # a build killed half-way
+        train = jigsaw.load_or_build_splits(profile)["train"]
+        rows, texts = completions_for(profile, name, train, seed, cfg)
+        if not rows:
+            raise RuntimeError(f"corpus {name!r} (seed {seed}) is empty: the RFT model solved no training "
+                               "puzzle in its samples; train RFT longer or raise corpora.num_samples")
+        jigsaw.to_sft(train.select(rows), texts).save_to_disk(str(out / "data"))
+        stages.mark_done(out, params, {"size": len(rows), "of": len(train)})
+    return datasets.load_from_disk(str(out / "data")), inputs | {"corpus": stages.stage_fingerprint(out, "")}
