@@ -80,7 +80,8 @@ def completions_for(profile: str, name: str, train, seed: int, cfg: dict[str, An
 
 
 def build(profile: str, name: str, seed: int, **overrides: Any):
-    """Corpus ``name`` for ``seed`` in TRL's SFT format (cached), and the fingerprints it depends on."""
+    """Corpus ``name`` for ``seed`` in TRL's SFT format (cached; column ``puzzle`` holds the training
+    puzzle's row), and the fingerprints it depends on."""
     import datasets
 
     check_corpus(name)
@@ -98,6 +99,7 @@ def build(profile: str, name: str, seed: int, **overrides: Any):
         if not rows:
             raise RuntimeError(f"corpus {name!r} (seed {seed}) is empty: the RFT model solved no training "
                                "puzzle in its samples; train RFT longer or raise corpora.num_samples")
-        jigsaw.to_sft(train.select(rows), texts).save_to_disk(str(out / "data"))
+        corpus = jigsaw.to_sft(train.select(rows), texts).add_column("puzzle", rows)
+        corpus.save_to_disk(str(out / "data"))
         stages.mark_done(out, params, {"size": len(rows), "of": len(train)})
     return datasets.load_from_disk(str(out / "data")), inputs | {"corpus": stages.stage_fingerprint(out, "")}

@@ -291,3 +291,25 @@ def frontier_frame(sweeps: dict[str, dict[float, dict[str, Any]]]) -> "pd.DataFr
     return pd.DataFrame([{"method": name, "learning rate": f"{lr:g}", "jigsaw_acc": run["jigsaw_acc"],
                           "prior_mean": run["prior"]["mean"]}
                          for name, sweep in sweeps.items() for lr, run in sweep.items()])
+
+
+def main_table(methods: dict[str, dict[int, dict[str, Any]]]) -> "pd.DataFrame":
+    """The paper's main table from our runs: per method (``{name: {seed: run}}``) the steps, final jigsaw
+    exact accuracy and the change of each prior capability from the base (points, i.e. x100), each as
+    ``mean +- sd`` over seeds."""
+    import numpy as np
+    import pandas as pd
+
+    def fmt(values: list[float], scale: float = 1.0) -> str:
+        v = np.asarray(values, dtype=float) * scale
+        return f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}"
+
+    rows = []
+    for name, runs in methods.items():
+        runs = list(runs.values())
+        row = {"method": name, "steps": fmt([r["steps"] for r in runs]),
+               "jigsaw exact (%)": fmt([r["jigsaw_acc"] for r in runs], 100)}
+        for cap in runs[0]["prior"]:
+            row[f"Δ {cap}"] = fmt([r["prior"][cap] - r["curves"][0]["prior"][cap] for r in runs], 100)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")

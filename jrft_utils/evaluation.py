@@ -1,0 +1,170 @@
+"""Batched greedy generation and the prior-knowledge evaluator: the forgetting yardstick of every stage.
+
+Every notebook scores prior knowledge with :func:`evaluate_prior` on the fixed held-out sets of
+:func:`jrft_utils.world.build_test_sets`, so numbers are comparable across stages, methods and seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from jrft_utils import world
+
+
+def chat_prompt(processor, prompt: str) -> str:
+    """The chat text of one user turn (image then ``prompt``), ending with the assistant's header."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def _decode(tokenizer, ids: Sequence[int]) -> str:
+    """Decode generated ids up to the first end-of-turn token, without special tokens (as TRL decodes
+    rollouts); the think/answer tags are ordinary tokens and stay."""
+    out = []
+    for i in ids:
+        if i == tokenizer.eos_token_id:
+            break
+        if i != tokenizer.pad_token_id:
+            out.append(i)
+    return tokenizer.decode(out, skip_special_tokens=True).strip()
+
+
+@torch.no_grad()
+def generate_completions(model, processor, images: Sequence[Image.Image], prompts: Sequence[str],
+                         max_new_tokens: int = 48, batch_size: int = 64, progress: bool = True,
+                         desc: str = "generating", temperature: float = 0.0, seed: int = 0) -> list[str]:
+    """Completions (text after the assistant header, up to ``<|im_end|>``) for each (image, user prompt)
+    pair, in batches padded on the left: greedy with ``temperature`` 0, else sampled at that temperature
+    (reproducibly: the torch generator is seeded with ``seed``)."""
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    was_training = model.training
+    model.eval()
+    tok = processor.tokenizer
+    if temperature > 0:
+        torch.manual_seed(seed)
+    out: list[str] = []
+    starts = range(0, len(prompts), batch_size)
+    for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+        texts = [chat_prompt(processor, p) for p in prompts[start:start + batch_size]]
+        imgs = list(images[start:start + batch_size])
+        inputs = processor(images=imgs, text=texts, padding=True, padding_side="left", return_tensors="pt")
+        inputs = inputs.to(model.device)
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
+        gen = model.generate(**inputs, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
+                             pad_token_id=tok.pad_token_id, **sampling)
+        new = gen[:, inputs["input_ids"].shape[1]:]
+        out.extend(_decode(tok, row.tolist()) for row in new)
+    if was_training:
+        model.train()
+    return out
+
+
+def _check_test_sets(test_sets: dict[str, list[dict[str, Any]]]) -> None:
+    if not test_sets:
+        raise ValueError("no test sets given; build them with world.build_test_sets(profile)")
+    for cap, samples in test_sets.items():
+        world.check_capability(cap)
+        if len(samples) == 0:
+            raise ValueError(f"the test set of {cap!r} is empty; accuracy is undefined")
+
+
+def max_new_tokens_for(processor, test_sets: dict[str, list[dict[str, Any]]], margin: int = 8) -> int:
+    """Room for the longest reference completion of the test sets plus ``margin`` tokens."""
+    tok = processor.tokenizer
+    longest = max(len(tok(s["completion"], add_special_tokens=False)["input_ids"])
+                  for samples in test_sets.values() for s in samples)
+    return longest + margin
+
+
+def evaluate_prior(model, processor, test_sets: dict[str, list[dict[str, Any]]], batch_size: int = 64,
+                   max_new_tokens: int | None = None, progress: bool = True,
+                   return_completions: bool = False) -> dict[str, Any]:
+    """Accuracy per capability on ``test_sets`` (``{capability: samples}`` from
+    :func:`world.build_test_sets`) and their unweighted ``mean``; all capabilities are generated in one
+    batched pass. With ``return_completions`` the completions and per-sample scores are added under
+    ``"completions"`` ({capability: [(completion, score), ...]}). The wall time is under ``"eval_time_s"``
+    only in that case, so the plain result holds accuracies only."""
+    _check_test_sets(test_sets)
+    t0 = time.perf_counter()
+    flat = [(cap, s) for cap, samples in test_sets.items() for s in samples]
+    max_new_tokens = max_new_tokens or max_new_tokens_for(processor, test_sets)
+    completions = generate_completions(model, processor, [s["image"] for _, s in flat],
+                                       [s["prompt"] for _, s in flat], max_new_tokens, batch_size,
+                                       progress=progress, desc="prior knowledge")
+    per_cap: dict[str, list[tuple[str, float]]] = {cap: [] for cap in test_sets}
+    for (cap, s), c in zip(flat, completions):
+        per_cap[cap].append((c, world.score(cap, c, s["target"])))
+    result: dict[str, Any] = {cap: sum(v for _, v in rows) / len(rows) for cap, rows in per_cap.items()}
+    result["mean"] = sum(result[cap] for cap in per_cap) / len(per_cap)
+    if return_completions:
+        result["completions"] = per_cap
+        result["eval_time_s"] = time.perf_counter() - t0
+    return result
+
+
+def plot_prior(results: dict[str, dict[str, float]], threshold: float | None = 0.7, title: str | None = None):
+    """Grouped bars of accuracy per capability (and the mean) for one or more models
+    (``{label: evaluate_prior result}``), with an optional dashed threshold line."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    caps = [*world.CAPABILITIES, "mean"]
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    width = 0.8 / len(results)
+    for i, (label, res) in enumerate(results.items()):
+        xs = np.arange(len(caps)) + (i - (len(results) - 1) / 2) * width
+        vals = [res[c] for c in caps]
+        bars = ax.bar(xs, vals, width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    if threshold is not None:
+        ax.axhline(threshold, ls="--", c="grey", lw=1, label=f"threshold {threshold:.2f}")
+    ax.set_xticks(range(len(caps)), caps)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_xlabel("capability (benchmark it stands for)")
+    ax.set_title(title or "Prior knowledge per capability")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def zero_shot_jigsaw_probe(model, processor, rows: int, cols: int, n: int = 64, seed: int = 0,
+                           batch_size: int = 64, max_new_tokens: int = 24) -> dict[str, Any]:
+    """Ask a model the jigsaw question on ``n`` tile-shuffled photo scenes (positions and tiles row-major;
+    the answer lists, per position, the original index of the tile shown there). Returns the exact-match
+    accuracy, the fraction of answers that are digit sequences of the right length, and examples.
+
+    A quick check that the base cannot solve the new task; notebook 01 owns the full jigsaw benchmark."""
+    import re
+
+    import numpy as np
+
+    from jrft_utils import jigsaw
+
+    rng = np.random.default_rng([seed, 99])
+    size = model.config.vision_config.image_size
+    k = rows * cols
+    images, targets = [], []
+    for i in range(n):
+        s = world.make_sample(world.CAPABILITIES[i % len(world.CAPABILITIES)], rng, size, np.arange(100))
+        arr = np.asarray(s["image"])
+        th, tw = size // rows, size // cols
+        tiles = [arr[r * th:(r + 1) * th, c * tw:(c + 1) * tw] for r in range(rows) for c in range(cols)]
+        perm = rng.permutation(k)
+        while (perm == np.arange(k)).all():
+            perm = rng.permutation(k)
+        grid = [np.concatenate([tiles[perm[r * cols + c]] for c in range(cols)], axis=1) for r in range(rows)]
+        images.append(Image.fromarray(np.concatenate(grid, axis=0)))
+        targets.append([int(v) for v in perm])
+    prompt = jigsaw.jigsaw_prompt(rows, cols)
+    outs = generate_completions(model, processor, images, [prompt] * n, max_new_tokens, batch_size,
+                                desc="jigsaw probe")
+    answers = [[int(d) for d in re.findall(r"\d", world.answer_text(o))] for o in outs]
+    return {"accuracy": float(np.mean([a == t for a, t in zip(answers, targets)])),
+            "digit_sequences": float(np.mean([len(a) == k for a in answers])),
+            "examples": list(zip(outs[:5], targets[:5]))}

@@ -1,0 +1,179 @@
+"""The tiny vision-language model of the default profiles (notebook 00).
+
+Everything is built from transformers' own classes, offline, so that TRL's trainers and the Auto classes
+work unmodified:
+
+- a word-level tokenizer (``tokenizers``) whose vocabulary is the special tokens, the digits 0-9 (one
+  token each), punctuation and every word of the prior-knowledge world and of the jigsaw task;
+- ``CLIPImageProcessorPil`` (no torchvision) and ``LlavaProcessor`` (one ``<image>`` placeholder expands
+  to one token per 14 px patch);
+- ``LlavaForConditionalGeneration``: a small CLIP vision tower, a projector and a small Qwen2 decoder.
+
+Checkpoints are saved with ``save_pretrained`` and loaded with ``AutoModelForImageTextToText`` /
+``AutoProcessor``.
+
+Chat format (conversational, as TRL expects for VLMs)::
+
+    <|im_start|> user <image> question <|im_end|> <|im_start|> assistant <think> ... </think> <answer> ... </answer> <|im_end|>
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    CLIPImageProcessorPil,
+    CLIPVisionConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
+
+from jrft_utils import jigsaw, profiles, world
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<|im_start|>", "<|im_end|>"
+IMAGE = "<image>"
+THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
+TEMPLATE_TAGS: tuple[str, ...] = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, IMAGE, *TEMPLATE_TAGS)
+ROLES: tuple[str, ...] = ("system", "user", "assistant")
+DIGITS: tuple[str, ...] = tuple(string.digits)
+PUNCTUATION: tuple[str, ...] = tuple(string.punctuation)
+
+# Tokens are separated by spaces when decoded, so world texts are written space-separated and decode
+# back to themselves. The image placeholder and the generation prompt are followed by a space so that
+# the prompt alone is a prefix of prompt + completion (TRL relies on it).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|> {{ message['role'] }} "
+    "{% if message['content'] is string %}{{ message['content'] }} "
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image> "
+    "{% elif part['type'] == 'text' %}{{ part['text'] }} {% endif %}"
+    "{% endfor %}{% endif %}"
+    "<|im_end|> "
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
+)
+
+
+def vocabulary() -> list[str]:
+    """The tokenizer's vocabulary, in id order: special tokens, roles, digits, punctuation, then the
+    words of the world and of the jigsaw task (each once)."""
+    vocab: list[str] = []
+    for token in (*SPECIAL_TOKENS, *ROLES, *DIGITS, *PUNCTUATION, *world.VOCABULARY, *jigsaw.VOCABULARY):
+        if token not in vocab:
+            vocab.append(token)
+    return vocab
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer: words split on whitespace, every digit and punctuation mark its own token."""
+    vocab = {tok: i for i, tok in enumerate(vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Split(Regex(r"[0-9]"), behavior="isolated"),
+        pre_tokenizers.Punctuation(behavior="isolated"),
+    ])
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins tokens with single spaces
+    # The think/answer tags are whole tokens but not special: decoding with skip_special_tokens (as TRL
+    # does before scoring rollouts) must keep them, or no rollout would ever follow the template.
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TEMPLATE_TAGS])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token=UNK, pad_token=PAD, bos_token=BOS, eos_token=EOS,
+        additional_special_tokens=[IMAGE],
+        padding_side="left", model_max_length=512,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_processor(profile: str, **overrides: Any) -> LlavaProcessor:
+    """Tokenizer + PIL image processor (``image_size`` square, CLIP normalisation) + ``LlavaProcessor``.
+
+    Pads on the left (generation); TRL's SFT collator sets its own padding side per call."""
+    cfg = profiles.section(profile, "model", **overrides)
+    size = cfg["image_size"]
+    image_processor = CLIPImageProcessorPil(
+        size={"height": size, "width": size}, crop_size={"height": size, "width": size},
+        do_center_crop=False, do_resize=True, do_convert_rgb=True,
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=build_tokenizer(), patch_size=cfg["patch_size"],
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE,
+        image_token=IMAGE,
+    )
+    return processor
+
+
+def build_model(profile: str, seed: int, processor: LlavaProcessor | None = None, **overrides: Any):
+    """A freshly initialised ``LlavaForConditionalGeneration`` sized by the profile's "model" section."""
+    cfg = profiles.section(profile, "model", **overrides)
+    processor = processor or build_processor(profile, **overrides)
+    tok = processor.tokenizer
+    torch.manual_seed(seed)
+    vision = CLIPVisionConfig(
+        hidden_size=cfg["vision_hidden"], intermediate_size=2 * cfg["vision_hidden"],
+        num_hidden_layers=cfg["vision_layers"], num_attention_heads=cfg["vision_heads"],
+        image_size=cfg["image_size"], patch_size=cfg["patch_size"], projection_dim=cfg["vision_hidden"],
+    )
+    text = Qwen2Config(
+        vocab_size=len(tok), hidden_size=cfg["text_hidden"], intermediate_size=cfg["intermediate"],
+        num_hidden_layers=cfg["text_layers"], num_attention_heads=cfg["text_heads"],
+        num_key_value_heads=cfg["text_kv_heads"], max_position_embeddings=256, tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids(IMAGE),
+        vision_feature_select_strategy="default", vision_feature_layer=-1, projector_hidden_act="gelu",
+        tie_word_embeddings=True,
+    )
+    model = LlavaForConditionalGeneration(config)
+    gen = model.generation_config
+    gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = tok.eos_token_id, tok.pad_token_id, tok.bos_token_id
+    gen.do_sample, gen.max_length = False, None
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def base_checkpoint_dir(profile: str) -> Path:
+    """Where notebook 00 saves the profile's pretrained base model."""
+    return profiles.run_dir(profile) / "base"
+
+
+def save_checkpoint(model, processor, path: str | Path) -> Path:
+    """Save model and processor with ``save_pretrained`` into ``path`` (created)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def load_checkpoint(path: str | Path):
+    """Load ``(model, processor)`` saved by :func:`save_checkpoint` (model in eval mode, left padding).
+
+    A missing checkpoint raises ``FileNotFoundError`` naming the notebook that makes it."""
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: run notebooks/00_base_model.ipynb (same profile) first "
+            "to pretrain and save the base model"
+        )
+    processor = AutoProcessor.from_pretrained(path)
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
+    model.eval()
+    return model, processor
