@@ -557,3 +557,20 @@ def lbk_over_training(model, processor, corpus_samples: Sequence[Sample],
         opt.step()
         loss = nll.item()
     return rows
+
+
+def corpora_frame(model, processor, corpora_samples: Mapping[str, Mapping[int, Sequence[Sample]]],
+                  probes: Sequence[Sample] | Mapping[str, Sequence[Sample]], n_u: int | None = 16,
+                  n_v: int | None = 32) -> "pd.DataFrame":
+    """:func:`corpus_dynamics` for every corpus and seed (``{corpus: {seed: samples}}``; the seed also
+    draws the samples and probes): one row per (corpus, seed) with ``lbk``, ``lbk_median``,
+    ``direction``, ``cosine``, ``frac_negative``, ``nll`` and ``ppl``."""
+    import pandas as pd
+
+    keys = ("lbk", "lbk_median", "direction", "cosine", "frac_negative", "nll", "ppl")
+    rows = []
+    for name, by_seed in corpora_samples.items():
+        for seed, samples in by_seed.items():
+            res = corpus_dynamics(model, processor, samples, probes, n_u=n_u, n_v=n_v, seed=seed)
+            rows.append({"corpus": name, "seed": seed, **{k: res[k] for k in keys}})
+    return pd.DataFrame(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 
 from jrft_utils import profiles
@@ -72,4 +73,73 @@ def plot_rollout_rewards(rollouts, title: str = "RFT rollouts"):
     fig, ax = plt.subplots(figsize=(7, 3.8))
     sns.lineplot(data=long, x="step", y="mean", hue="reward", ax=ax)
     ax.set(xlabel="training step", ylabel="mean reward of the step's rollouts", title=title, ylim=(-0.03, 1.03))
+    return fig
+
+
+CORPUS_ORDER = ["gt", "teacher", "rft_rollouts", "early_rollouts"]
+
+
+def plot_first_order(check):
+    """Measured against first-order-predicted change of log-probability, one colour per step size."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    data = check.assign(step=check["lr"].map(lambda v: f"lr {v:g}"))
+    sns.scatterplot(data=data, x="predicted", y="measured", hue="step", s=50, ax=ax)
+    lim = max(data["predicted"].abs().max(), data["measured"].abs().max()) * 1.1
+    ax.plot([-lim, lim], [-lim, lim], color="grey", ls="--", lw=1, label="measured = predicted")
+    ax.set(xscale="symlog", yscale="symlog", xlabel="first-order prediction  η⟨∇log π(x_v), ∇log π(x_u)⟩",
+           ylabel="measured Δ log π(x_v) after one SGD step", title="The eNTK prediction against a real step")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_corpus_bars(frame, metrics: list[str], labels: dict[str, str]):
+    """One panel per metric: mean over seeds per corpus with +-1 sd error bars and the seeds as dots."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8))
+    for ax, metric in zip(np.atleast_1d(axes), metrics):
+        order = [c for c in CORPUS_ORDER if c in set(frame["corpus"])]
+        sns.barplot(data=frame, x="corpus", y=metric, order=order, errorbar="sd", ax=ax, alpha=0.7)
+        sns.stripplot(data=frame, x="corpus", y=metric, order=order, color="black", size=4, ax=ax)
+        ax.set(title=labels.get(metric, metric), xlabel="SFT corpus", ylabel=metric)
+    return fig
+
+
+def plot_over_steps(frame, metric: str, title: str, ylabel: str):
+    """``metric`` against training step, one line per corpus."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.lineplot(data=frame, x="step", y=metric, hue="corpus", hue_order=[c for c in CORPUS_ORDER if c in set(frame["corpus"])],
+                 marker="o", ax=ax)
+    ax.set(xlabel="fine-tuning step", ylabel=ylabel, title=title)
+    return fig
+
+
+def plot_symmetry(sym: dict):
+    """Measured Δ log π(x_v | step on x_u) against Δ log π(x_u | step on x_v), one point per pair."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.scatter(sym["v_given_u"], sym["u_given_v"], s=40)
+    lim = max(np.abs(sym["v_given_u"]).max(), np.abs(sym["u_given_v"]).max()) * 1.1
+    ax.plot([-lim, lim], [-lim, lim], color="grey", ls="--", lw=1)
+    ax.set(xlabel="Δ log π(x_v) after a step on x_u", ylabel="Δ log π(x_u) after a step on x_v",
+           title="Symmetry of influence (one real SGD step each way)")
+    return fig
+
+
+def plot_nll_distributions(tokens):
+    """Distribution of per-token NLL under the base model, one box per corpus (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    order = [c for c in CORPUS_ORDER if c in set(tokens["corpus"])]
+    sns.boxplot(data=tokens.assign(nll=tokens["token NLL"] + 1e-4), x="corpus", y="nll", order=order, ax=ax,
+                showfliers=False)
+    ax.set(yscale="log", xlabel="SFT corpus", ylabel="per-token NLL under the base (nats, log scale)",
+           title="How likely each corpus is under the base model")
+    return fig
+
+
+def plot_forgetting_vs(points, xs: list[str]):
+    """Change of mean prior accuracy (one point per corpus and seed) against each column of ``xs``."""
+    fig, axes = plt.subplots(1, len(xs), figsize=(5 * len(xs), 4), sharey=True)
+    order = [c for c in CORPUS_ORDER if c in set(points["corpus"])]
+    for ax, x in zip(np.atleast_1d(axes), xs):
+        sns.scatterplot(data=points, x=x, y="prior change", hue="corpus", hue_order=order, s=70, ax=ax)
+        ax.axhline(0, color="grey", lw=1, ls="--")
+        ax.set(xlabel=x, ylabel="change of mean prior accuracy", title=f"Forgetting against {x}")
     return fig
