@@ -25,6 +25,7 @@ test: $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) -m jrft_utils.reproduce --profile $(PROFILE) $(ARGS)
+	$(PY) -m jrft_utils.report
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -143,3 +143,22 @@ def plot_forgetting_vs(points, xs: list[str]):
         ax.axhline(0, color="grey", lw=1, ls="--")
         ax.set(xlabel=x, ylabel="change of mean prior accuracy", title=f"Forgetting against {x}")
     return fig
+
+
+def plot_main(summary: dict):
+    """The paper's story in one figure: per method, held-out jigsaw exact accuracy and mean prior-knowledge
+    accuracy (mean over seeds, +-1 sd error bars), from ``summary.json``."""
+    import pandas as pd
+
+    from jrft_utils import paper
+
+    rows = [{"method": paper.METHOD_NAMES[m], "seed": s, "metric": metric, "accuracy": v}
+            for m, e in summary["methods"].items()
+            for metric, values in (("jigsaw exact", e.get("jigsaw_acc", [])), ("prior knowledge (mean)", e["prior"].get("mean", [])))
+            for s, v in zip(summary["seeds"], values) if v is not None]
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    sns.barplot(data=pd.DataFrame(rows), x="method", y="accuracy", hue="metric", errorbar="sd", ax=ax)
+    ax.set(ylim=(0, 1.05), xlabel="", ylabel="held-out accuracy",
+           title=f"New task learned vs prior knowledge kept ({summary['profile']} profile, {len(summary['seeds'])} seeds)")
+    ax.tick_params(axis="x", labelrotation=15)
+    return fig

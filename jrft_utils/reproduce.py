@@ -4,7 +4,8 @@
     python -m jrft_utils.reproduce --profile smoke --only 00 01  # some notebooks
     python -m jrft_utils.reproduce --profile cpu --from 02 --seeds 0 1 -p sft_learning_rate=3e-4
 
-Executed copies go to ``runs/<profile>/notebooks/``. The run stops at the first failing notebook and
+Executed copies go to ``runs/<profile>/notebooks/``. A complete run stores its wall time in the summary
+and prints it with the peak memory of the notebook kernels. The run stops at the first failing notebook and
 prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
 parameter) is a one-line error with exit status 2; a failing notebook exits with status 1.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from typing import Any
 
 import nbformat
 
-from jrft_utils import profiles
+from jrft_utils import profiles, results
 
 NOTEBOOKS_DIR = profiles.REPO_ROOT / "notebooks"
 
@@ -142,7 +144,12 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
             print(f"executed notebook: {out_dir / nb.path.name}", file=sys.stderr)
             return 1
         print(f"    done in {time.perf_counter() - t1:.0f} s -> {executed}", flush=True)
-    print(f"all {len(steps)} notebooks done in {time.perf_counter() - t0:.0f} s", flush=True)
+    wall = time.perf_counter() - t0
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
+    print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min); "
+          f"peak memory of a notebook kernel {peak_gb:.2f} GB", flush=True)
+    if len(steps) == len(discover()):
+        results.record_fields(profile, wall_time_s=wall)
     return 0
 
 

@@ -1,0 +1,38 @@
+"""The README's results block is generated from figures/summary.json and must not be stale; claims are
+judged from the summary's numbers."""
+
+from __future__ import annotations
+
+from jrft_utils import claims, report
+
+
+def _summary(gt_prior, rft_prior):
+    base = {"jigsaw_acc": [0.0, 0.0], "jigsaw_hit": [], "steps": [], "train_time_s": [],
+            "prior": {"mean": [0.9, 0.9]}}
+    def method(acc, prior, steps):
+        return {"jigsaw_acc": [acc, acc], "jigsaw_hit": [], "steps": [steps, steps], "train_time_s": [],
+                "prior": {"mean": [prior, prior]}}
+    return {"profile": "cpu", "seeds": [0, 1], "grid": [2, 2], "wall_time_s": 60.0,
+            "methods": {"base": base, "sft_gt": method(0.9, gt_prior, 100), "rft": method(0.6, rft_prior, 2000)},
+            "corpora": {}, "claims": []}
+
+
+def test_readme_results_block_is_up_to_date():
+    assert report.main(["--check"]) == 0, "README.md is stale: run `python -m jrft_utils.report`"
+
+
+def test_claims_follow_the_numbers():
+    judged = {c["id"]: c for c in claims.evaluate(_summary(gt_prior=0.5, rft_prior=0.89))}
+    assert judged[1]["reproduced"] == "yes"
+    assert judged[2]["reproduced"] == "yes" and "20.0x" in judged[2]["ours"]
+    assert judged[3]["reproduced"] == "yes" and judged[4]["reproduced"] == "yes"
+    flipped = {c["id"]: c for c in claims.evaluate(_summary(gt_prior=0.88, rft_prior=0.5))}
+    assert flipped[3]["reproduced"] == "no" and flipped[4]["reproduced"] == "no"
+    assert judged[6]["ours"] == "not run" and judged[6]["reproduced"] == "no"
+
+
+def test_render_shows_every_method_and_claim():
+    summary = _summary(0.5, 0.89) | {"claims": claims.evaluate(_summary(0.5, 0.89))}
+    text = report.render(summary)
+    assert "SFT-Non-Rea" in text and "RFT" in text and "| 9 |" in text
+    assert "50.0" in text  # SFT's prior mean, in %
