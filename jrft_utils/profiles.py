@@ -38,8 +38,8 @@ _CPU: dict[str, dict[str, Any]] = {
     # The prior-knowledge world (notebook 00).
     "world": {"train_per_capability": 4000, "test_per_capability": 200},
     # Pretraining of the base model (notebook 00).
-    "pretrain": {"vision_steps": 900, "vision_batch_size": 64, "vision_learning_rate": 1e-3,
-                 "steps": 1000, "batch_size": 32, "learning_rate": 1e-3, "eval_batch_size": 100,
+    "pretrain": {"vision_steps": 700, "vision_batch_size": 64, "vision_learning_rate": 1.5e-3,
+                 "steps": 1100, "batch_size": 32, "learning_rate": 2e-3, "eval_batch_size": 100,
                  "logging_steps": 25, "threads": 1},
     # Jigsaw puzzles (notebook 01). rows x cols: 2 x 2 on CPU, provisional (the lead checks that the tiny
     # model learns it; the paper's 3 x 3 on GPU). photo_fraction: share of real-photo crops, the rest
@@ -59,6 +59,7 @@ _CPU: dict[str, dict[str, Any]] = {
     # num_generations prompts a step); rewards hit + acc + fmt, unweighted. snapshot_step: the early
     # checkpoint kept from each main run (its rollouts become notebook 04's early_rollouts corpus).
     "rft": {"steps": 1000, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
+            "rewards": ["hit", "acc", "fmt"],
             "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
             "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 100},

@@ -115,6 +115,15 @@ def grpo_config(cfg: dict[str, Any], output_dir: Path, seed: int):
     )
 
 
+def reward_functions(names: list[str]) -> list:
+    """The jigsaw reward functions named in ``names`` (``hit``, ``acc``, ``fmt``)."""
+    known = {f.__name__.removesuffix("_reward"): f for f in jigsaw.REWARD_FUNCS}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"rewards must be a non-empty list of {sorted(known)}, got {names!r}")
+    return [known[n] for n in names]
+
+
 def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any], output_dir: str | Path,
           seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``) and, with
@@ -133,7 +142,7 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
                              processing_class=processor, callbacks=callbacks)
     else:
         # GRPO builds its reference model from the checkpoint's path when beta > 0 (design.md).
-        trainer = GRPOTrainer(model=str(base_dir), reward_funcs=list(jigsaw.REWARD_FUNCS),
+        trainer = GRPOTrainer(model=str(base_dir), reward_funcs=reward_functions(cfg["rewards"]),
                               args=grpo_config(cfg, output_dir, seed), train_dataset=train_dataset,
                               processing_class=processor, callbacks=callbacks)
     t0 = time.perf_counter()
