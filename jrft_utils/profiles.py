@@ -38,8 +38,8 @@ _CPU: dict[str, dict[str, Any]] = {
     # The prior-knowledge world (notebook 00).
     "world": {"train_per_capability": 4000, "test_per_capability": 200},
     # Pretraining of the base model (notebook 00).
-    "pretrain": {"vision_steps": 700, "vision_batch_size": 64, "vision_learning_rate": 1.5e-3,
-                 "steps": 1100, "batch_size": 32, "learning_rate": 2e-3, "eval_batch_size": 100,
+    "pretrain": {"vision_steps": 900, "vision_batch_size": 64, "vision_learning_rate": 1e-3,
+                 "steps": 1000, "batch_size": 32, "learning_rate": 1e-3, "eval_batch_size": 100,
                  "logging_steps": 25, "threads": 1},
     # Jigsaw puzzles (notebook 01). rows x cols: 2 x 2 on CPU, provisional (the lead checks that the tiny
     # model learns it; the paper's 3 x 3 on GPU). photo_fraction: share of real-photo crops, the rest

@@ -1,0 +1,60 @@
+"""The batched greedy generator and the prior-knowledge evaluator (the forgetting yardstick)."""
+
+import pytest
+
+from jrft_utils import evaluation, model, world
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    processor = model.build_processor("smoke")
+    return model.build_model("smoke", 0, processor).eval(), processor
+
+
+@pytest.fixture(scope="module")
+def test_sets():
+    return world.build_test_sets("smoke")
+
+
+def test_batched_left_padded_generation_matches_one_by_one(tiny):
+    m, p = tiny
+    samples = world.generate("vqa", 3, 0) + world.generate("reasoning", 2, 0)  # prompts of different lengths
+    images, prompts = [s["image"] for s in samples], [s["prompt"] for s in samples]
+    batched = evaluation.generate_completions(m, p, images, prompts, max_new_tokens=6, batch_size=5, progress=False)
+    single = evaluation.generate_completions(m, p, images, prompts, max_new_tokens=6, batch_size=1, progress=False)
+    assert len(batched) == 5 and batched == single
+    assert all("<|im_end|>" not in c and "<pad>" not in c for c in batched)
+
+
+def test_evaluator_scores_reference_completions_perfectly_and_wrong_ones_zero(tiny, test_sets, monkeypatch):
+    m, p = tiny
+    flat = [s for cap in world.CAPABILITIES for s in test_sets[cap]]
+    monkeypatch.setattr(evaluation, "generate_completions", lambda *a, **k: [s["completion"] for s in flat])
+    res = evaluation.evaluate_prior(m, p, test_sets, batch_size=16, progress=False)
+    assert set(res) == set(world.CAPABILITIES) | {"mean"}
+    assert all(res[c] == 1.0 for c in res)
+    monkeypatch.setattr(evaluation, "generate_completions", lambda *a, **k: ["<answer> zebra </answer>"] * len(flat))
+    res = evaluation.evaluate_prior(m, p, test_sets, batch_size=16, progress=False)
+    assert all(res[c] == 0.0 for c in res)
+
+
+def test_evaluator_runs_the_real_model_and_reports_fractions(tiny, test_sets):
+    m, p = tiny
+    res = evaluation.evaluate_prior(m, p, test_sets, batch_size=20, max_new_tokens=4, progress=False,
+                                    return_completions=True)
+    for cap in world.CAPABILITIES:
+        assert 0.0 <= res[cap] <= 1.0 and len(res["completions"][cap]) == len(test_sets[cap])
+    assert res["mean"] == pytest.approx(sum(res[c] for c in world.CAPABILITIES) / 5)
+    assert res["eval_time_s"] > 0
+
+
+def test_evaluator_errors_are_clear(tiny, test_sets):
+    m, p = tiny
+    with pytest.raises(ValueError, match="empty"):
+        evaluation.evaluate_prior(m, p, {"ocr": []})
+    with pytest.raises(world.WorldError, match="unknown capability 'counting'"):
+        evaluation.evaluate_prior(m, p, {"counting": test_sets["ocr"]})
+    with pytest.raises(ValueError, match="no test sets"):
+        evaluation.evaluate_prior(m, p, {})
+    with pytest.raises(ValueError, match="2 images but 1 prompts"):
+        evaluation.generate_completions(m, p, [None, None], ["a"])

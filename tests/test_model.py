@@ -1,0 +1,105 @@
+"""The model factory: tokenizer, chat template, processor, save/load, and TRL SFT on its chat format."""
+
+import pytest
+import torch
+
+from jrft_utils import evaluation, jigsaw, model, world
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return model.build_processor("smoke")
+
+
+def test_vocabulary_has_digits_as_single_tokens_and_world_and_jigsaw_words(processor):
+    tok = processor.tokenizer
+    for d in "0123456789":
+        assert tok.tokenize(d) == [d]
+    assert tok.tokenize("4071") == ["4", "0", "7", "1"]
+    vocab = tok.get_vocab()
+    for word in (*world.VOCABULARY, *jigsaw.VOCABULARY):
+        assert word in vocab
+    assert len(set(model.vocabulary())) == len(model.vocabulary()) == len(tok)
+
+
+def test_world_and_jigsaw_text_round_trips_without_unk(processor):
+    tok = processor.tokenizer
+    texts = [jigsaw.jigsaw_prompt(2, 2), jigsaw.jigsaw_prompt(3, 3)]
+    texts += [t for cap in world.CAPABILITIES for s in world.generate(cap, 40, 2) for t in (s["prompt"], s["completion"])]
+    for text in texts:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.unk_token_id not in ids, text
+        assert tok.decode(ids) == text
+    assert tok.unk_token_id in tok("zebra", add_special_tokens=False)["input_ids"]
+
+
+def test_chat_template_prompt_is_a_prefix_and_image_expands_to_patches(processor):
+    prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "read the digits ."}]}]
+    completion = [{"role": "assistant", "content": [{"type": "text", "text": "<think> a </think> <answer> 1 </answer>"}]}]
+    p = processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    full = processor.apply_chat_template(prompt + completion, tokenize=False)
+    assert full.startswith(p) and p.endswith("assistant ")
+    assert full[len(p):].startswith("<think>")
+    img = world.generate("ocr", 1, 0)[0]["image"]
+    ids = processor(images=[img], text=[p], return_tensors="pt")["input_ids"][0]
+    n_image = int((ids == processor.tokenizer.convert_tokens_to_ids(model.IMAGE)).sum())
+    assert n_image == (84 // 14) ** 2
+
+
+def test_save_load_round_trip_gives_identical_logits(processor, tmp_path):
+    m = model.build_model("smoke", seed=0, processor=processor).eval()
+    s = world.generate("vqa", 2, 0)
+    inputs = processor(images=[x["image"] for x in s],
+                       text=[evaluation.chat_prompt(processor, x["prompt"]) for x in s],
+                       padding=True, return_tensors="pt")
+    with torch.no_grad():
+        before = m(**inputs).logits
+    model.save_checkpoint(m, processor, tmp_path / "ckpt")
+    m2, p2 = model.load_checkpoint(tmp_path / "ckpt")
+    assert type(m2).__name__ == "LlavaForConditionalGeneration"
+    assert p2.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
+    assert p2.tokenizer.padding_side == "left"
+    inputs2 = p2(images=[x["image"] for x in s], text=[evaluation.chat_prompt(p2, x["prompt"]) for x in s],
+                 padding=True, return_tensors="pt")
+    assert torch.equal(inputs["input_ids"], inputs2["input_ids"])
+    assert torch.allclose(inputs["pixel_values"], inputs2["pixel_values"])
+    with torch.no_grad():
+        assert torch.equal(before, m2(**inputs2).logits)
+
+
+def test_model_init_is_deterministic_by_seed(processor):
+    a = model.build_model("smoke", 0, processor).state_dict()
+    b = model.build_model("smoke", 0, processor).state_dict()
+    c = model.build_model("smoke", 1, processor).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="00_base_model"):
+        model.load_checkpoint(tmp_path / "nowhere")
+
+
+def test_base_checkpoint_dir_is_under_the_run_folder():
+    from jrft_utils import profiles
+
+    assert model.base_checkpoint_dir("cpu") == profiles.run_dir("cpu") / "base"
+
+
+def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
+    """The later SFT stage trains through TRL's SFTTrainer on conversational prompt/completion + images."""
+    from trl import SFTTrainer
+
+    from jrft_utils import pretraining
+
+    m = model.build_model("smoke", 0, processor)
+    ds = pretraining.to_dataset(world.generate("ocr", 8, 0))
+    args = pretraining.sft_config(tmp_path, steps=2, batch_size=4, learning_rate=1e-3, seed=0, progress=False)
+    trainer = SFTTrainer(model=m, args=args, train_dataset=ds, processing_class=processor)
+    batch = next(iter(trainer.get_train_dataloader()))
+    labels = batch["labels"][0]
+    trained = processor.tokenizer.decode(labels[labels != -100])
+    assert trained.startswith("<think>") and trained.endswith("<|im_end|>")  # completion-only loss
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    trainer.train()
+    assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
