@@ -16,7 +16,7 @@ import torch
 from transformers import TrainerCallback
 
 from jrft_utils import model as model_lib
-from jrft_utils import profiles, world
+from jrft_utils import profiles, results, stages, world
 
 
 def _render_images(batch: dict[str, list]) -> dict[str, list]:
@@ -132,9 +132,10 @@ def sft_config(output_dir: str | Path, steps: int, batch_size: int, learning_rat
 
 
 def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, progress: bool = True,
-             **overrides: Any) -> dict[str, Any]:
+             train_per_capability: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Build the model, generate the world's training corpus with ``seed``, train it with SFTTrainer and
-    save the checkpoint (default: :func:`model.base_checkpoint_dir`).
+    save the checkpoint (default: :func:`model.base_checkpoint_dir`). A checkpoint already made with the
+    same settings is loaded instead (stage caching; ``cached`` is then True).
 
     ``overrides`` replace knobs of the profile's "pretrain" section. Returns the checkpoint path, the loss
     log (step, loss, token accuracy), train wall time, steps, steps/s and the parameter count; the log is
@@ -142,12 +143,19 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
     from trl import SFTTrainer
 
     cfg = profiles.section(profile, "pretrain", **overrides)
+    world_cfg = profiles.section(profile, "world", train_per_capability=train_per_capability)
     output_dir = Path(output_dir) if output_dir else model_lib.base_checkpoint_dir(profile)
+    params = {"pretrain": cfg, "world": world_cfg, "model": profiles.section(profile, "model"), "seed": seed,
+              "vocabulary": model_lib.vocabulary()}
+    if stages.cached(output_dir, params) is not None:
+        model, processor = model_lib.load_checkpoint(output_dir)
+        return json.loads((output_dir / "pretrain_log.json").read_text()) | {
+            "model": model, "processor": processor, "cached": True}
     # One thread: on a shared 2-core machine two OpenMP threads ran ~7x slower than one (measured).
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(seed)
     t_data = time.perf_counter()
-    samples = world.build_train_set(profile, seed)
+    samples = world.build_train_set(profile, seed, train_per_capability=train_per_capability)
     dataset = to_dataset(samples)
     data_time = time.perf_counter() - t_data
     processor = model_lib.build_processor(profile)
@@ -174,8 +182,9 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
             "train_time_s": vision_time + train_time, "vision_time_s": vision_time, "sft_time_s": train_time,
             "steps_per_s": cfg["steps"] / train_time, "vision_log": vision_log, "data_time_s": data_time, "n_samples": len(samples),
             "params": model_lib.count_parameters(model), "log": log.rows, "config": cfg}
-    (output_dir / "pretrain_log.json").write_text(json.dumps(info, indent=1))
-    return info | {"model": model, "processor": processor}
+    results.write_json_atomic(output_dir / "pretrain_log.json", info)
+    stages.mark_done(output_dir, params, {"train_time_s": info["train_time_s"]})
+    return info | {"model": model, "processor": processor, "cached": False}
 
 
 def load_pretrain_log(profile: str) -> dict[str, Any]:

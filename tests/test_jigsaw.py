@@ -166,15 +166,15 @@ TRUTH = "2 0 3 1"
     ("<think> </think> <answer> 0 1 2 3 </answer>", 0.0, 0.0, 1.0),                # all wrong, valid
     ("<think> </think> <answer> 2 2 3 1 </answer>", 0.0, 0.0, 1.0),                # repeated index
     ("<think> </think> <answer> 2 2 2 2 </answer>", 0.0, 0.0, 1.0),                # hacking attempt
-    ("<think> </think> <answer> 2 0 3 </answer>", 0.0, 0.0, 1.0),                  # too short
-    ("<think> </think> <answer> 2 0 3 1 4 </answer>", 0.0, 0.0, 1.0),              # too long
-    ("<think> </think> <answer> 2 0 3 4 </answer>", 0.0, 0.0, 1.0),                # out of range
-    ("<think> </think> <answer> 2 0 3 1 tile </answer>", 0.0, 0.0, 1.0),           # extra word
-    ("<answer> 2 0 3 1 </answer>", 1.0, 1.0, 0.0),                                 # no think: fmt 0
+    ("<think> </think> <answer> 2 0 3 </answer>", 0.0, 0.0, 0.5),                  # too short
+    ("<think> </think> <answer> 2 0 3 1 4 </answer>", 0.0, 0.0, 0.5),              # too long
+    ("<think> </think> <answer> 2 0 3 4 </answer>", 0.0, 0.0, 0.5),                # out of range
+    ("<think> </think> <answer> 2 0 3 1 tile </answer>", 0.0, 0.0, 0.5),           # extra word
+    ("<answer> 2 0 3 1 </answer>", 1.0, 1.0, 0.5),                                 # no think: half fmt
     ("2 0 3 1", 0.0, 0.0, 0.0),                                                    # no template
-    ("<think> a </think> <answer> 2 0 3 1 </answer> more", 1.0, 1.0, 0.0),         # trailing text
+    ("<think> a </think> <answer> 2 0 3 1 </answer> more", 1.0, 1.0, 0.5),         # trailing text
     ("<think> </think> <answer> 2 0 3 1 </answer> <answer> 2 0 3 1 </answer>", 0.0, 0.0, 0.0),
-    ("<answer> 2 0 3 1 </answer> <think> </think>", 1.0, 1.0, 0.0),                # wrong order
+    ("<answer> 2 0 3 1 </answer> <think> </think>", 1.0, 1.0, 0.5),                # wrong order
     ("", 0.0, 0.0, 0.0),
 ])
 def test_rewards_on_worked_examples(text, hit, acc, fmt):
