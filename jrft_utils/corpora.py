@@ -25,6 +25,10 @@ from jrft_utils import evaluation, jigsaw, profiles, stages, teacher, training
 from jrft_utils import model as model_factory
 
 CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
+
+
+class EmptyCorpusError(RuntimeError):
+    """A rollout corpus with no sample (the RFT model solved nothing)."""
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
@@ -96,10 +100,22 @@ def build(profile: str, name: str, seed: int, **overrides: Any):
         shutil.rmtree(out, ignore_errors=True)  # a build killed half-way
         train = jigsaw.load_or_build_splits(profile)["train"]
         rows, texts = completions_for(profile, name, train, seed, cfg)
-        if not rows:
-            raise RuntimeError(f"corpus {name!r} (seed {seed}) is empty: the RFT model solved no training "
-                               "puzzle in its samples; train RFT longer or raise corpora.num_samples")
-        corpus = jigsaw.to_sft(train.select(rows), texts).add_column("puzzle", rows)
-        corpus.save_to_disk(str(out / "data"))
+        if rows:
+            jigsaw.to_sft(train.select(rows), texts).add_column("puzzle", rows).save_to_disk(str(out / "data"))
         stages.mark_done(out, params, {"size": len(rows), "of": len(train)})
+    if stages.cached(out, params)["size"] == 0:
+        raise EmptyCorpusError(f"corpus {name!r} (seed {seed}) is empty: the RFT model solved none of the "
+                               "training puzzles in its samples (train RFT longer or raise corpora.num_samples)")
     return datasets.load_from_disk(str(out / "data")), inputs | {"corpus": stages.stage_fingerprint(out, "")}
+
+
+def build_available(profile: str, seeds: list[int], **overrides: Any) -> tuple[dict[str, dict[int, Any]], dict[str, str]]:
+    """Every corpus for every seed, as ``{name: {seed: dataset}}``, leaving out (and reporting in the
+    second dict) the corpora that came out empty for some seed."""
+    built, missing = {}, {}
+    for name in CORPORA:
+        try:
+            built[name] = {seed: build(profile, name, seed, **overrides)[0] for seed in seeds}
+        except EmptyCorpusError as err:
+            missing[name] = str(err)
+    return built, missing

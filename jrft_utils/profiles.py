@@ -46,23 +46,23 @@ _CPU: dict[str, dict[str, Any]] = {
     # procedural images. Crop side: uniform(crop_min, crop_max) * image_size px; test_region: the share of
     # each photo's long side reserved for test crops. data_seed: the puzzles are the same for every seed.
     # max_new_tokens / eval_batch_size: greedy generation when scoring a model on the test split.
-    "jigsaw": {"rows": 2, "cols": 2, "train_size": 2000, "test_size": 200, "image_size": 84,
+    "jigsaw": {"rows": 2, "cols": 2, "train_size": 1000, "test_size": 200, "image_size": 84,
                "photo_fraction": 0.5, "cue_strength": 0.5, "crop_min": 1.0, "crop_max": 2.0, "test_region": 1 / 3,
                "min_tile_std": 4.0, "data_seed": 0, "max_new_tokens": 128, "eval_batch_size": 32},
     # Supervised fine-tuning on the jigsaw (notebooks 02, 04). learning_rate is the main runs' rate;
     # lr_sweep the rates of the sweep (run on the first seed). eval_every: steps between curve points;
     # eval_test_size: held-out puzzles scored at each point.
     "sft": {"steps": 300, "batch_size": 16, "learning_rate": 3e-4, "lr_sweep": [1e-4, 3e-4, 1e-3],
-            "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 10, "eval_every": 50,
+            "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 10, "eval_every": 75,
             "eval_test_size": 100},
     # RFT with GRPO on the jigsaw (notebook 03): batch_size counts completions (batch_size /
     # num_generations prompts a step); rewards hit + acc + fmt, unweighted. snapshot_step: the early
     # checkpoint kept from each main run (its rollouts become notebook 04's early_rollouts corpus).
-    "rft": {"steps": 1000, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
+    "rft": {"steps": 300, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
             "rewards": ["hit", "acc", "fmt"],
             "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
-            "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 100},
+            "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30},
     # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
     # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot.
     # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).

@@ -7,7 +7,7 @@ capability     paper's benchmark     task here                                  
 ============== ===================== ============================================== ======================
 grounding      RefCOCO               "which cell holds the red circle ?" -> cell    IoU(box, target) >= .5
 ocr            DocVQA                read a row of real handwritten digits          exact match
-vqa            MME / MMStar          colour, shape, count, position, cell-list Qs   exact match
+vqa            MME / MMStar          colour, shape, count and position questions    exact match
 hallucination  POPE                  "is there a green triangle ... ?" (balanced)   yes / no
 reasoning      MMMU                  arithmetic over two handwritten digits         exact match
 ============== ===================== ============================================== ======================
@@ -230,7 +230,7 @@ def _ocr(rng, size, pool, index):
 
 
 def _vqa(rng, size, pool, index):
-    kind = ("colour", "shape", "count", "position", "cells")[int(rng.integers(5))]
+    kind = ("colour", "shape", "count", "position")[int(rng.integers(4))]
     items = _shapes(rng, int(rng.integers(1, 5)) if kind == "count" else int(rng.integers(2, 5)), size)
     if kind == "colour":
         unique = [it for it in items if sum(o["shape"] == it["shape"] for o in items) == 1]
@@ -249,9 +249,6 @@ def _vqa(rng, size, pool, index):
     if kind == "count":
         n = len(items)
         return items, "how many objects are there ?", _answer(f"i count {n} objects", str(n)), str(n)
-    if kind == "cells":  # a list answer: the base learns to answer "for each ..." with one index per item
-        cells = " ".join(str(it["cell"]) for it in sorted(items, key=lambda it: (it["cell"] % GRID, it["cell"])))
-        return items, "for each object from left to right give its cell .", _answer(f"i count {len(items)} objects", cells), cells
     a, b = (items[int(i)] for i in rng.choice(len(items), size=2, replace=False))
     ca, cb = a["cell"] % GRID, b["cell"] % GRID
     if ca == cb:
