@@ -66,6 +66,10 @@ _CPU: dict[str, dict[str, Any]] = {
     # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
     # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot.
     # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).
+    # Learning dynamics (notebook 05): n_u training samples per corpus against n_v prior probes; the
+    # eNTK check's step sizes; LBK tracked over lbk_steps AdamW steps at lbk_lr, every lbk_every steps.
+    "dynamics": {"n_u": 16, "n_v": 32, "first_order_lrs": [1e-6, 1e-5, 1e-4], "lbk_steps": 30,
+                 "lbk_every": 5, "lbk_lr": 3e-4},
     "corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 64,
                 "require_correct": True},
 }
@@ -79,6 +83,7 @@ _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
 _SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4], logging_steps=1, eval_every=2, eval_test_size=8)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, lr_sweep=[1e-4],
                      eval_every=1, eval_test_size=8, snapshot_step=1)
+_SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
 _SMOKE["corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
