@@ -133,7 +133,7 @@ def evaluate(summary: dict[str, Any]) -> list[dict[str, Any]]:
         add(6, "LBK " + " / ".join(f"{n} {v:.3g}" for n, v in zip(names, lbk)), verdict)
     else:
         add(6, "not run", "no")
-    if all(n in corpora and corpora[n].get("nll_base") for n in corpora) and corpora:
+    if "rft_rollouts" in corpora and all(c.get("nll_base") for c in corpora.values()):
         nll = {n: _mean(c["nll_base"]) for n, c in corpora.items()}
         lowest = min(nll, key=nll.get)
         add(7, "NLL/token under base " + " / ".join(f"{n} {v:.3g}" for n, v in nll.items()),

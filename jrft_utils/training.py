@@ -193,7 +193,8 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
         if out.exists():
             shutil.rmtree(out)  # a run killed half-way: start it again
         processor = model_factory.load_checkpoint(base_dir)[1]
-        callbacks = [CurveCallback(processor, jigsaw_test, prior_test_sets, cfg["eval_every"], out / CURVES_FILE)]
+        callbacks = [CurveCallback(processor, jigsaw_test, prior_test_sets, cfg["eval_every"], out / CURVES_FILE,
+                                   max_new_tokens=params["jigsaw"]["max_new_tokens"])]
         if keep_model and cfg.get("snapshot_step", 0) > 0:
             callbacks.append(SnapshotCallback(processor, cfg["snapshot_step"], out / "snapshot"))
         train(method, base_dir, train_dataset, cfg, out, seed, callbacks, save_model=keep_model)

@@ -29,6 +29,8 @@ def test_claims_follow_the_numbers():
     flipped = {c["id"]: c for c in claims.evaluate(_summary(gt_prior=0.88, rft_prior=0.5))}
     assert flipped[3]["reproduced"] == "no" and flipped[4]["reproduced"] == "no"
     assert judged[6]["ours"] == "not run" and judged[6]["reproduced"] == "no"
+    partial = _summary(0.5, 0.89) | {"corpora": {"gt": {"lbk": [2.0], "direction": [], "nll_base": [1.0]}}}
+    assert {c["id"]: c for c in claims.evaluate(partial)}[7]["ours"] == "not run"  # no rollout corpus
 
 
 def test_render_shows_every_method_and_claim():
