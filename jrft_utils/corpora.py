@@ -92,7 +92,7 @@ def build(profile: str, name: str, seed: int, **overrides: Any):
     cfg = profiles.section(profile, "corpora", **overrides)
     inputs = {}
     if name.endswith("rollouts"):
-        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), "notebooks/03_rft.ipynb")
+        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), "03_rft", profile)
     out = profiles.run_dir(profile) / "corpora" / name / f"seed{seed}"
     params = {"name": name, "seed": seed, "cfg": cfg, "jigsaw": profiles.section(profile, "jigsaw"),
               "inputs": inputs}
@@ -106,7 +106,7 @@ def build(profile: str, name: str, seed: int, **overrides: Any):
     if stages.cached(out, params)["size"] == 0:
         raise EmptyCorpusError(f"corpus {name!r} (seed {seed}) is empty: the RFT model solved none of the "
                                "training puzzles in its samples (train RFT longer or raise corpora.num_samples)")
-    return datasets.load_from_disk(str(out / "data")), inputs | {"corpus": stages.stage_fingerprint(out, "")}
+    return datasets.load_from_disk(str(out / "data")), inputs | {"corpus": stages.stage_fingerprint(out, "04_rollout_distillation", profile)}
 
 
 def build_available(profile: str, seeds: list[int], **overrides: Any) -> tuple[dict[str, dict[int, Any]], dict[str, str]]:

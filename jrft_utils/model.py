@@ -170,7 +170,7 @@ def load_checkpoint(path: str | Path):
     if not (path / "config.json").exists():
         raise FileNotFoundError(
             f"no checkpoint at {path}: run notebooks/00_base_model.ipynb (same profile) first "
-            "to pretrain and save the base model"
+            "to pretrain and save the base model (python -m jrft_utils.reproduce --profile <profile> --only 00)"
         )
     processor = AutoProcessor.from_pretrained(path)
     processor.tokenizer.padding_side = "left"

@@ -16,7 +16,7 @@ import torch
 from transformers import TrainerCallback
 
 from jrft_utils import model as model_lib
-from jrft_utils import profiles, results, stages, world
+from jrft_utils import profiles, results, stages, training, world
 
 
 def _render_images(batch: dict[str, list]) -> dict[str, list]:
@@ -117,20 +117,6 @@ class _LossLog(TrainerCallback):
                               "time_s": time.perf_counter()})
 
 
-def sft_config(output_dir: str | Path, steps: int, batch_size: int, learning_rate: float, seed: int,
-               logging_steps: int = 25, progress: bool = True, **extra: Any):
-    """The CPU settings design.md lists for VLM SFT (shared with the later SFT stage)."""
-    from trl import SFTConfig
-
-    return SFTConfig(
-        output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
-        weight_decay=0.0, bf16=False, use_cpu=True, max_length=None, completion_only_loss=True,
-        logging_steps=logging_steps, report_to=[], save_strategy="no", seed=seed, data_seed=seed,
-        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=not progress, **extra,
-    )
-
-
 def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, progress: bool = True,
              train_per_capability: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Build the model, generate the world's training corpus with ``seed``, train it with SFTTrainer and
@@ -151,7 +137,8 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
         model, processor = model_lib.load_checkpoint(output_dir)
         return json.loads((output_dir / "pretrain_log.json").read_text()) | {
             "model": model, "processor": processor, "cached": True}
-    # One thread: on a shared 2-core machine two OpenMP threads ran ~7x slower than one (measured).
+    # threads: on an idle 2-core machine 2 ran 1.46x faster than 1 (3.3 vs 2.2 SFT steps/s, measured); with
+    # another busy process beside it, 2 threads ran several times slower than 1 (measured): then set 1.
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(seed)
     t_data = time.perf_counter()
@@ -166,8 +153,8 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
     vision_time = time.perf_counter() - t_vision
     torch.manual_seed(seed)
     log = _LossLog()
-    args = sft_config(output_dir / "trainer", cfg["steps"], cfg["batch_size"], cfg["learning_rate"], seed,
-                      logging_steps=cfg["logging_steps"], progress=progress)
+    # the images are rendered on access from the `spec` column, which the trainer must therefore keep
+    args = training.sft_config(cfg, output_dir / "trainer", seed, progress=progress, remove_unused_columns=False)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
                          processing_class=processor, callbacks=[log])
     t0 = time.perf_counter()
@@ -191,7 +178,7 @@ def load_pretrain_log(profile: str) -> dict[str, Any]:
     """The log :func:`pretrain` wrote beside the profile's base checkpoint."""
     path = model_lib.base_checkpoint_dir(profile) / "pretrain_log.json"
     if not path.exists():
-        raise FileNotFoundError(f"no pretraining log at {path}: run notebooks/00_base_model.ipynb first")
+        raise profiles.missing_artifact("pretraining log", path, "00_base_model", profile)
     return json.loads(path.read_text())
 
 

@@ -39,8 +39,8 @@ _CPU: dict[str, dict[str, Any]] = {
     "world": {"train_per_capability": 4000, "test_per_capability": 200},
     # Pretraining of the base model (notebook 00).
     "pretrain": {"vision_steps": 900, "vision_batch_size": 64, "vision_learning_rate": 1e-3,
-                 "steps": 1000, "batch_size": 32, "learning_rate": 1e-3, "eval_batch_size": 100,
-                 "logging_steps": 25, "threads": 1},
+                 "steps": 1000, "batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine",
+                 "warmup_steps": 50, "eval_batch_size": 100, "logging_steps": 25, "threads": 2},
     # Jigsaw puzzles (notebook 01). rows x cols: 2 x 2 on CPU, provisional (the lead checks that the tiny
     # model learns it; the paper's 3 x 3 on GPU). photo_fraction: share of real-photo crops, the rest
     # procedural images. Crop side: uniform(crop_min, crop_max) * image_size px; test_region: the share of
@@ -94,7 +94,61 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, 
 
 
 class ProfileError(ValueError):
-    """A profile, section or knob that does not exist, or an override of the wrong type."""
+    """A profile, section or knob that does not exist, or an override of the wrong type or out of range."""
+
+
+# The range of every numeric knob, by name (the same name means the same thing in every section):
+# (low, high, low_inclusive); None leaves a side open. Lists are checked element by element.
+_POSITIVE = (0, None, False)
+_AT_LEAST_1 = (1, None, True)
+_NON_NEGATIVE = (0, None, True)
+_FRACTION = (0, 1, True)
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    **dict.fromkeys(("seeds", "base_seed", "data_seed", "vision_steps", "warmup_steps", "beta", "min_tile_std",
+                     "snapshot_step"), _NON_NEGATIVE),
+    **dict.fromkeys(("image_size", "patch_size", "vision_hidden", "vision_layers", "vision_heads", "text_hidden",
+                     "text_layers", "text_heads", "text_kv_heads", "intermediate", "train_per_capability",
+                     "test_per_capability", "steps", "batch_size", "vision_batch_size", "eval_batch_size",
+                     "logging_steps", "threads", "rows", "cols", "train_size", "test_size", "max_new_tokens",
+                     "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
+                     "lbk_every", "num_samples"), _AT_LEAST_1),
+    **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
+                     "lbk_lr", "crop_min", "crop_max"), _POSITIVE),
+    **dict.fromkeys(("photo_fraction", "cue_strength"), _FRACTION),
+    "test_region": (0, 1, False),
+    "num_generations": (2, None, True),
+}
+
+
+def _check_range(name: str, key: str, value: Any) -> None:
+    if key not in RANGES:
+        return
+    low, high, low_inclusive = RANGES[key]
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value:
+        raise ProfileError(f"{name}.{key} must not be an empty list")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ProfileError(f"{name}.{key} must hold numbers, got {v!r} ({type(v).__name__})")
+        too_low = low is not None and (v < low if low_inclusive else v <= low)
+        if too_low or (high is not None and v > high):
+            bounds = (f"{'>=' if low_inclusive else '>'} {low}" if high is None
+                      else f"in [{low}, {high}]" if low_inclusive else f"in ({low}, {high}]")
+            raise ProfileError(f"{name}.{key} must be {bounds}, got {v!r}")
+
+
+def _check_section(name: str, values: dict[str, Any]) -> None:
+    """Ranges of every knob and the constraints between knobs of one section."""
+    for key, value in values.items():
+        _check_range(name, key, value)
+    if name == "run" and (len(set(values["seeds"])) != len(values["seeds"])
+                          or not all(type(s) is int for s in values["seeds"])):
+        raise ProfileError(f"run.seeds must be distinct integers, got {values['seeds']}")
+    if name == "jigsaw" and values["crop_min"] > values["crop_max"]:
+        raise ProfileError(f"jigsaw.crop_min ({values['crop_min']}) must not exceed crop_max ({values['crop_max']})")
+    if name == "rft" and values["batch_size"] % values["num_generations"]:
+        raise ProfileError(f"rft.batch_size ({values['batch_size']}) must be a multiple of num_generations "
+                           f"({values['num_generations']}): each prompt gets a whole group of completions")
 
 
 def get_profile(name: str) -> dict[str, dict[str, Any]]:
@@ -107,8 +161,9 @@ def get_profile(name: str) -> dict[str, dict[str, Any]]:
 def section(profile: str, name: str, **overrides: Any) -> dict[str, Any]:
     """The knobs of section ``name`` of ``profile``, with non-``None`` ``overrides`` applied.
 
-    An override must name an existing knob and have the same type as the profile's value
-    (an int is accepted where a float is expected).
+    An override must name an existing knob and have the same type as the profile's value (an int is
+    accepted where a float is expected); every knob must lie in its range (:data:`RANGES`). Anything else
+    raises :class:`ProfileError` with a message that names the knob.
     """
     prof = get_profile(profile)
     if name not in prof:
@@ -126,6 +181,7 @@ def section(profile: str, name: str, **overrides: Any) -> dict[str, Any]:
                 f"{name}.{key} must be {type(expected).__name__}, got {value!r} ({type(value).__name__})"
             )
         values[key] = value
+    _check_section(name, values)
     return values
 
 
@@ -134,6 +190,16 @@ def run_dir(profile: str) -> Path:
     by the environment variable ``JRFT_RUN_ROOT`` (the tests use it to stay out of ``runs/``)."""
     get_profile(profile)
     return Path(os.environ.get("JRFT_RUN_ROOT") or REPO_ROOT / "runs") / profile
+
+
+def missing_artifact(what: str, path: str | Path, notebook: str, profile: str) -> FileNotFoundError:
+    """The error for an artifact that ``notebook`` (e.g. ``"03_rft"``) makes and that is not at ``path``:
+    it names the notebook and the runner command that makes it (notebooks before it included; stages
+    that already ran are reused)."""
+    number = int(Path(notebook).name[:2])
+    upto = " ".join(f"{i:02d}" for i in range(number + 1))
+    return FileNotFoundError(f"no {what} at {path}: run notebooks/{Path(notebook).stem}.ipynb (profile {profile!r}) "
+                             f"first, e.g. python -m jrft_utils.reproduce --profile {profile} --only {upto}")
 
 
 def figures_dir(profile: str) -> Path:

@@ -5,7 +5,7 @@
     python -m jrft_utils.reproduce --profile cpu --from 02 --seeds 0 1 -p sft_learning_rate=3e-4
 
 Executed copies go to ``runs/<profile>/notebooks/``. A complete run stores its wall time in the summary
-and prints it with the peak memory of the notebook kernels. The run stops at the first failing notebook and
+and prints it with the peak memory of the notebook kernels and the size of the run folder. The run stops at the first failing notebook and
 prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
 parameter) is a one-line error with exit status 2; a failing notebook exits with status 1.
 """
@@ -125,6 +125,11 @@ def execute(nb: Notebook, params: dict[str, Any], out_dir: Path) -> Path:
     return executed
 
 
+def folder_size(path: Path) -> int:
+    """Bytes of all files under ``path``."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
 def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = None,
         start: str | None = None, extra: dict[str, Any] | None = None) -> int:
     """Run the selected notebooks in order; return a process exit status (0 ok, 1 a notebook failed)."""
@@ -147,7 +152,8 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     wall = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
     print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min); "
-          f"peak memory of a notebook kernel {peak_gb:.2f} GB", flush=True)
+          f"peak memory of a notebook kernel {peak_gb:.2f} GB; "
+          f"run folder {folder_size(profiles.run_dir(profile)) / 1e9:.2f} GB", flush=True)
     if len(steps) == len(discover()):
         results.record_fields(profile, wall_time_s=wall)
     return 0

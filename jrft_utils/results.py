@@ -1,7 +1,8 @@
 """The results contract: ``summary.json`` in the profile's figures folder (see ../shared/design.md).
 
 Notebooks record numbers here as they compute them; lists hold one value per seed, in the order of the
-profile's ``run.seeds``. Writes are atomic (a temporary file renamed over the old one).
+summary's ``seeds`` (fixed by notebook 00 when a reproduction starts: the profile's ``run.seeds`` or the
+runner's ``--seeds``). Writes are atomic (a temporary file renamed over the old one).
 """
 
 from __future__ import annotations
@@ -44,6 +45,32 @@ def load_summary(profile: str) -> dict[str, Any]:
     run = profiles.section(profile, "run")
     return {"profile": profile, "seeds": list(run["seeds"]), "grid": None, "wall_time_s": None,
             "methods": {}, "corpora": {}, "claims": []}
+
+
+def start_summary(profile: str, seeds: list[int] | None = None) -> dict[str, Any]:
+    """Begin the profile's summary afresh for ``seeds`` (None: the profile's; checked), dropping the
+    results of an earlier reproduction. Notebook 00 calls it: a reproduction's seeds are fixed there."""
+    seeds = profiles.section(profile, "run", seeds=seeds)["seeds"]
+    summary = {"profile": profile, "seeds": list(seeds), "grid": None, "wall_time_s": None,
+               "methods": {}, "corpora": {}, "claims": []}
+    write_json_atomic(summary_path(profile), summary)
+    return summary
+
+
+def run_seeds(profile: str, seeds: list[int] | None = None) -> list[int]:
+    """The seeds a later notebook trains with: ``seeds`` (None: all of the summary's), checked for type
+    and range, and each one of the seeds the summary was started with (notebook 00)."""
+    summary = load_summary(profile)
+    if seeds is None:
+        return list(summary["seeds"])
+    seeds = profiles.section(profile, "run", seeds=seeds)["seeds"]
+    unknown = [s for s in seeds if s not in summary["seeds"]]
+    if unknown:
+        raise profiles.ProfileError(
+            f"seeds {unknown} are not seeds of this reproduction (its summary has {summary['seeds']}); start "
+            f"over with them from notebook 00: python -m jrft_utils.reproduce --profile {profile} --seeds "
+            + " ".join(str(s) for s in seeds))
+    return list(seeds)
 
 
 def _seed_slot(summary: dict[str, Any], seed: int) -> int:

@@ -38,11 +38,13 @@ def mark_done(stage_dir: str | Path, params: dict[str, Any], outputs: dict[str, 
                               {"fingerprint": fingerprint(params), "params": params, "outputs": outputs})
 
 
-def stage_fingerprint(stage_dir: str | Path, made_by: str) -> str:
+def stage_fingerprint(stage_dir: str | Path, made_by: str, profile: str) -> str:
     """The fingerprint of a finished upstream stage (to make a downstream stage depend on it).
 
-    ``made_by`` names what makes it (e.g. ``"notebooks/00_base_model.ipynb"``) for the error message."""
+    ``made_by`` names the notebook that makes it (e.g. ``"00_base_model"``) for the error message."""
+    from jrft_utils import profiles
+
     path = Path(stage_dir) / STAGE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"missing {stage_dir}: run {made_by} (same profile) first")
+        raise profiles.missing_artifact("finished stage", stage_dir, made_by, profile)
     return json.loads(path.read_text())["fingerprint"]

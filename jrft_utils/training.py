@@ -85,21 +85,23 @@ def evaluate_all(model, processor, jigsaw_test, prior_test_sets: dict, batch_siz
             "prior": prior}
 
 
-def _common_args(cfg: dict[str, Any], output_dir: Path, seed: int) -> dict[str, Any]:
+def _common_args(cfg: dict[str, Any], output_dir: Path, seed: int, progress: bool = True) -> dict[str, Any]:
     return dict(
         output_dir=str(output_dir), max_steps=cfg["steps"], learning_rate=cfg["learning_rate"],
         per_device_train_batch_size=cfg["batch_size"], lr_scheduler_type=cfg["lr_scheduler"],
         warmup_steps=cfg["warmup_steps"], weight_decay=0.0, max_grad_norm=1.0, logging_steps=cfg["logging_steps"],
         save_strategy="no", report_to="none", seed=seed, data_seed=seed, bf16=False,
-        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=not progress,
     )
 
 
-def sft_config(cfg: dict[str, Any], output_dir: Path, seed: int):
-    """``trl.SFTConfig`` from a profile's ``sft`` section (completion-only loss, no truncation)."""
+def sft_config(cfg: dict[str, Any], output_dir: Path, seed: int, progress: bool = True, **extra: Any):
+    """``trl.SFTConfig`` from a profile's ``sft`` (or ``pretrain``) section: completion-only loss, no
+    truncation (design.md's settings for VLM SFT on CPU); ``extra`` are further SFTConfig fields."""
     from trl import SFTConfig
 
-    return SFTConfig(**_common_args(cfg, output_dir, seed), max_length=None, completion_only_loss=True)
+    return SFTConfig(**_common_args(cfg, output_dir, seed, progress), max_length=None, completion_only_loss=True,
+                     **extra)
 
 
 def grpo_config(cfg: dict[str, Any], output_dir: Path, seed: int):
@@ -187,7 +189,7 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
     out = run_dir_for(profile, corpus, cfg["learning_rate"], seed)
     params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
               "jigsaw": profiles.section(profile, "jigsaw"), "inputs": inputs or {},
-              "base": stages.stage_fingerprint(base_dir, "notebooks/00_base_model.ipynb")}
+              "base": stages.stage_fingerprint(base_dir, "00_base_model", profile)}
     done = stages.cached(out, params)
     if done is None:
         if out.exists():
@@ -242,10 +244,10 @@ def method_results_path(profile: str, corpus: str) -> Path:
 
 def load_method_results(profile: str, corpus: str, made_by: str) -> dict[str, Any]:
     """The runs :func:`run_method` wrote for ``corpus`` (JSON keys become numbers again); ``made_by``
-    names the notebook that makes them, for the error when they are missing."""
+    names the notebook that makes them (e.g. ``"02_sft"``), for the error when they are missing."""
     path = method_results_path(profile, corpus)
     if not path.exists():
-        raise FileNotFoundError(f"no {corpus!r} runs at {path}: run {made_by} (same profile) first")
+        raise profiles.missing_artifact(f"{corpus!r} runs", path, made_by, profile)
     raw = json.loads(path.read_text())
     return {"main": {int(k): v for k, v in raw["main"].items()},
             "sweep": {float(k): v for k, v in raw["sweep"].items()}}

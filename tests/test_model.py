@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jrft_utils import evaluation, jigsaw, model, world
+from jrft_utils import evaluation, jigsaw, model, profiles, training, world
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,8 @@ def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
 
     m = model.build_model("smoke", 0, processor)
     ds = pretraining.to_dataset(world.generate("ocr", 8, 0))
-    args = pretraining.sft_config(tmp_path, steps=2, batch_size=4, learning_rate=1e-3, seed=0, progress=False)
+    args = training.sft_config(profiles.section("smoke", "pretrain", steps=2, batch_size=4), tmp_path, 0, progress=False,
+                                remove_unused_columns=False)
     trainer = SFTTrainer(model=m, args=args, train_dataset=ds, processing_class=processor)
     batch = next(iter(trainer.get_train_dataloader()))
     labels = batch["labels"][0]

@@ -1,15 +1,18 @@
-"""Every notebook runs end to end with papermill under the `smoke` profile, in order."""
+"""Every notebook runs end to end with papermill under the `smoke` profile, in order; the pipeline is
+deterministic by seed and resumes after a kill."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from jrft_utils import reproduce
+from jrft_utils import reproduce, stages
 from jrft_utils.profiles import REPO_ROOT
 
 pytestmark = pytest.mark.smoke
@@ -25,9 +28,11 @@ def smoke_run(tmp_path_factory):
 
 
 def test_smoke_reproduction_succeeds(smoke_run):
-    result, _ = smoke_run
+    result, run = smoke_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "notebooks done" in result.stdout
+    size_gb = float(result.stdout.split("run folder ")[1].split(" GB")[0])
+    assert 0 < size_gb == pytest.approx(reproduce.folder_size(run) / 1e9, abs=0.01)
 
 
 @pytest.mark.parametrize("nb", reproduce.discover(), ids=lambda nb: nb.path.stem)
@@ -41,3 +46,72 @@ def test_smoke_summary_follows_the_contract(smoke_run):
     summary = json.loads((run / "figures" / "summary.json").read_text())
     assert summary["profile"] == "smoke"
     assert set(summary) >= {"profile", "seeds", "grid", "wall_time_s", "methods", "corpora", "claims"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reliability (issue 9): the same seed gives the same numbers, also after a kill and a resume; another
+# seed gives other numbers.
+
+RUNNER = [sys.executable, "-m", "jrft_utils.reproduce", "--profile", "smoke"]
+
+
+def _numbers(summary: dict) -> dict:
+    """The summary without what depends on the machine's speed (wall and training times)."""
+    out = {k: v for k, v in summary.items() if k != "wall_time_s"}
+    out["methods"] = {m: {k: v for k, v in entry.items() if k != "train_time_s"}
+                      for m, entry in summary["methods"].items()}
+    return out
+
+
+def _summary(run) -> dict:
+    return json.loads((run / "figures" / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory):
+    """A smoke reproduction killed (SIGKILL) in the middle of notebook 02's first training run, then
+    started again with the same command."""
+    root = tmp_path_factory.mktemp("resumed_runs")
+    env = os.environ | {"JRFT_RUN_ROOT": str(root)}
+    run = root / "smoke"
+    first_sft = run / "finetune" / "gt"
+    proc = subprocess.Popen(RUNNER, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while proc.poll() is None and time.monotonic() < deadline and not any(first_sft.glob("lr*/seed*/*")):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted = [d for d in first_sft.glob("lr*/seed*") if not (d / stages.STAGE_FILE).exists()]
+    base_record = (run / "base" / stages.STAGE_FILE).read_bytes()
+    base_mtime = (run / "base" / stages.STAGE_FILE).stat().st_mtime_ns
+    result = subprocess.run(RUNNER, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200, env=env)
+    return {"result": result, "run": run, "interrupted": interrupted, "base_record": base_record,
+            "base_mtime": base_mtime, "env": env}
+
+
+def test_killed_run_resumes_without_redoing_finished_stages(resumed_run):
+    assert resumed_run["interrupted"], "the kill did not land inside a training stage"
+    result, run = resumed_run["result"], resumed_run["run"]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    base_stage = run / "base" / stages.STAGE_FILE
+    assert base_stage.read_bytes() == resumed_run["base_record"]  # pretraining was reused, not redone
+    assert base_stage.stat().st_mtime_ns == resumed_run["base_mtime"]
+    for stage in resumed_run["interrupted"]:  # the interrupted stage ran again, to the end
+        assert (stage / stages.STAGE_FILE).exists()
+
+
+def test_same_seed_same_numbers_even_after_kill_and_resume(smoke_run, resumed_run):
+    assert smoke_run[0].returncode == 0 and resumed_run["result"].returncode == 0
+    assert _numbers(_summary(resumed_run["run"])) == _numbers(_summary(smoke_run[1]))
+
+
+def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
+    result = subprocess.run([*RUNNER, "--seeds", "1"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=1200, env=resumed_run["env"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    seed0, seed1 = _summary(smoke_run[1]), _summary(resumed_run["run"])
+    assert seed1["seeds"] == [1]
+    assert seed1["methods"]["base"] == {**seed0["methods"]["base"], "train_time_s": seed1["methods"]["base"]["train_time_s"]}
+    assert seed1["corpora"]["gt"]["lbk"] != seed0["corpora"]["gt"]["lbk"]
+    assert _numbers(seed1) != _numbers(seed0)

@@ -1,0 +1,80 @@
+"""Parameter validation: every knob a notebook can set is checked up front, with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from jrft_utils import corpora, model, pretraining, profiles, stages, training
+
+
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_every_profile_passes_its_own_checks(name):
+    for section in profiles.get_profile(name):
+        profiles.section(name, section)
+
+
+def test_unknown_profile_section_and_knob():
+    with pytest.raises(profiles.ProfileError, match="unknown profile 'tpu'"):
+        profiles.section("tpu", "sft")
+    with pytest.raises(profiles.ProfileError, match="has no section 'ppo'"):
+        profiles.section("smoke", "ppo")
+    with pytest.raises(profiles.ProfileError, match="has no knob 'momentum'"):
+        profiles.section("smoke", "sft", momentum=0.9)
+
+
+@pytest.mark.parametrize("section, knob, value, message", [
+    ("sft", "steps", 1.5, "sft.steps must be int"),
+    ("sft", "steps", "300", "sft.steps must be int"),
+    ("sft", "learning_rate", "3e-4", "sft.learning_rate must be float"),
+    ("rft", "rewards", "hit", "rft.rewards must be list"),
+    ("corpora", "require_correct", 1, "corpora.require_correct must be bool"),
+    ("jigsaw", "rows", True, "jigsaw.rows must be int"),
+    ("sft", "lr_sweep", [1e-4, "big"], "sft.lr_sweep must hold numbers"),
+    ("run", "seeds", [0, 1.5], "run.seeds must be distinct integers"),
+])
+def test_wrong_type_is_refused(section, knob, value, message):
+    with pytest.raises(profiles.ProfileError, match=message):
+        profiles.section("smoke", section, **{knob: value})
+
+
+@pytest.mark.parametrize("section, knob, value, message", [
+    ("sft", "steps", 0, r"sft.steps must be >= 1, got 0"),
+    ("sft", "learning_rate", 0.0, r"sft.learning_rate must be > 0"),
+    ("rft", "learning_rate", -1e-4, r"rft.learning_rate must be > 0"),
+    ("sft", "lr_sweep", [], "must not be an empty list"),
+    ("sft", "lr_sweep", [1e-4, -1.0], r"sft.lr_sweep must be > 0, got -1.0"),
+    ("jigsaw", "cue_strength", 1.5, r"jigsaw.cue_strength must be in \[0, 1\]"),
+    ("jigsaw", "photo_fraction", -0.1, r"jigsaw.photo_fraction must be in \[0, 1\]"),
+    ("jigsaw", "test_region", 0.0, r"jigsaw.test_region must be in \(0, 1\]"),
+    ("jigsaw", "crop_min", 3.0, "crop_min .* must not exceed crop_max"),
+    ("rft", "num_generations", 1, r"rft.num_generations must be >= 2"),
+    ("rft", "num_generations", 3, "must be a multiple of num_generations"),
+    ("rft", "temperature", 0.0, r"rft.temperature must be > 0"),
+    ("world", "test_per_capability", 0, r"world.test_per_capability must be >= 1"),
+    ("run", "seeds", [], "must not be an empty list"),
+    ("run", "seeds", [0, -1], r"run.seeds must be >= 0"),
+    ("run", "seeds", [1, 1], "run.seeds must be distinct"),
+    ("run", "base_seed", -3, r"run.base_seed must be >= 0"),
+])
+def test_out_of_range_is_refused(section, knob, value, message):
+    with pytest.raises(profiles.ProfileError, match=message):
+        profiles.section("smoke", section, **{knob: value})
+
+
+def test_none_keeps_the_profile_value_and_ints_pass_for_floats():
+    assert profiles.section("smoke", "sft", steps=None)["steps"] == profiles.get_profile("smoke")["sft"]["steps"]
+    assert profiles.section("smoke", "rft", temperature=2)["temperature"] == 2
+
+
+def test_missing_upstream_artifacts_name_the_command_that_makes_them(isolated_run_root):
+    command = "python -m jrft_utils.reproduce --profile smoke --only 00"
+    with pytest.raises(FileNotFoundError, match="00_base_model.*--only 00"):
+        model.load_checkpoint(model.base_checkpoint_dir("smoke"))
+    with pytest.raises(FileNotFoundError, match=command):
+        pretraining.load_pretrain_log("smoke")
+    with pytest.raises(FileNotFoundError, match=command):
+        stages.stage_fingerprint(model.base_checkpoint_dir("smoke"), "00_base_model", "smoke")
+    with pytest.raises(FileNotFoundError, match="02_sft.ipynb .*--only 00 01 02$"):
+        training.load_method_results("smoke", "gt", "02_sft")
+    with pytest.raises(FileNotFoundError, match="03_rft.ipynb .*--only 00 01 02 03$"):
+        corpora.build("smoke", "rft_rollouts", 0)
