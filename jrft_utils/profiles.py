@@ -58,11 +58,14 @@ _CPU: dict[str, dict[str, Any]] = {
     # RFT with GRPO on the jigsaw (notebook 03): batch_size counts completions (batch_size /
     # num_generations prompts a step); rewards hit + acc + fmt, unweighted. snapshot_step: the early
     # checkpoint kept from each main run (its rollouts become notebook 04's early_rollouts corpus).
+    # cold_start_steps > 0 (not the paper's recipe; 0 by default): GRPO starts from that many steps of SFT
+    # on ground-truth answers instead of the base (training.cold_start), an exercise of notebook 03.
     "rft": {"steps": 300, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
             "rewards": ["hit", "acc", "fmt"],
             "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
-            "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30},
+            "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30,
+            "cold_start_steps": 0},
     # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
     # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot.
     # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).
@@ -82,7 +85,7 @@ _SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_si
 _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
 _SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4], logging_steps=1, eval_every=2, eval_test_size=8)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, lr_sweep=[1e-4],
-                     eval_every=1, eval_test_size=8, snapshot_step=1)
+                     eval_every=1, eval_test_size=8, snapshot_step=1, cold_start_steps=1)  # exercises the path
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
 _SMOKE["corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
 
@@ -105,7 +108,7 @@ _NON_NEGATIVE = (0, None, True)
 _FRACTION = (0, 1, True)
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     **dict.fromkeys(("seeds", "base_seed", "data_seed", "vision_steps", "warmup_steps", "beta", "min_tile_std",
-                     "snapshot_step"), _NON_NEGATIVE),
+                     "snapshot_step", "cold_start_steps"), _NON_NEGATIVE),
     **dict.fromkeys(("image_size", "patch_size", "vision_hidden", "vision_layers", "vision_heads", "text_hidden",
                      "text_layers", "text_heads", "text_kv_heads", "intermediate", "train_per_capability",
                      "test_per_capability", "steps", "batch_size", "vision_batch_size", "eval_batch_size",

@@ -175,7 +175,8 @@ def run_dir_for(profile: str, corpus: str, learning_rate: float, seed: int) -> P
 def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test, prior_test_sets: dict,
              seed: int, inputs: dict[str, str] | None = None, keep_model: bool = False,
              **overrides: Any) -> dict[str, Any]:
-    """One cached fine-tuning run of the profile's base: ``method`` (``"sft"`` / ``"rft"``) on the
+    """One cached fine-tuning run of the profile's base (or of its cold start: :func:`cold_start`, when
+    the section's ``cold_start_steps`` > 0): ``method`` (``"sft"`` / ``"rft"``) on the
     ``corpus`` (its name: ``gt``, ``teacher``, ...) with the profile's section ``method`` and
     ``overrides`` (e.g. ``learning_rate``). ``inputs`` names the fingerprints of the stages the corpus
     came from. Reused when nothing changed; the model is kept only with ``keep_model`` (then also a
@@ -186,10 +187,13 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
 
     cfg = profiles.section(profile, method, **overrides)
     base_dir = model_factory.base_checkpoint_dir(profile)
+    start = stages.stage_fingerprint(base_dir, "00_base_model", profile)
+    if cfg.get("cold_start_steps", 0) > 0:
+        cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets)
+        base_dir, start = Path(cold["dir"]) / "model", stages.stage_fingerprint(cold["dir"], "03_rft", profile)
     out = run_dir_for(profile, corpus, cfg["learning_rate"], seed)
     params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
-              "jigsaw": profiles.section(profile, "jigsaw"), "inputs": inputs or {},
-              "base": stages.stage_fingerprint(base_dir, "00_base_model", profile)}
+              "jigsaw": profiles.section(profile, "jigsaw"), "inputs": inputs or {}, "base": start}
     done = stages.cached(out, params)
     if done is None:
         if out.exists():
@@ -203,6 +207,16 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
         done = json.loads((out / METRICS_FILE).read_text())
         stages.mark_done(out, params, done)
     return done | {"curves": load_curves(out), "dir": str(out)}
+
+
+def cold_start(profile: str, steps: int, seed: int, jigsaw_test, prior_test_sets: dict) -> dict[str, Any]:
+    """The cached cold start of a cold-started RFT run (``rft.cold_start_steps`` > 0; not the paper's
+    recipe): ``steps`` steps of SFT on ground-truth answers with the profile's ``sft`` recipe, so that the
+    policy writes answers in the jigsaw's format before GRPO samples from it. Its model is in
+    ``<dir>/model``; its curves show what the cold start alone did to prior knowledge."""
+    train_set = jigsaw.to_sft_gt(jigsaw.load_or_build_splits(profile)["train"])
+    return finetune(profile, "sft", f"cold_start{steps}", train_set, jigsaw_test, prior_test_sets, seed,
+                    keep_model=True, steps=steps, eval_every=steps)
 
 
 def evaluation_sets(profile: str, method: str) -> tuple[Any, dict]:
