@@ -37,7 +37,7 @@ from transformers import (
     Qwen2Config,
 )
 
-from jrft_utils import jigsaw, profiles, world
+from jrft_utils import jigsaw, profiles, qwen, world
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<|im_start|>", "<|im_end|>"
 IMAGE = "<image>"
@@ -154,19 +154,37 @@ def base_checkpoint_dir(profile: str) -> Path:
 
 
 def save_checkpoint(model, processor, path: str | Path) -> Path:
-    """Save model and processor with ``save_pretrained`` into ``path`` (created)."""
+    """Save model and processor with ``save_pretrained`` into ``path`` (created). A PEFT model is saved
+    with its LoRA adapters merged into a copy of the weights (the model being trained is left as it is)."""
+    import copy
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "merge_and_unload"):
+        model = copy.deepcopy(model).merge_and_unload()
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
 
 
+def trainable_source(path: str | Path) -> str:
+    """What a trainer loads the model of checkpoint folder ``path`` from: the pretrained checkpoint a
+    gpu-profile base folder points to (:func:`qwen.write_source`), else the folder itself."""
+    recorded = qwen.read_source(path)
+    return recorded["source"] if recorded else str(path)
+
+
 def load_checkpoint(path: str | Path):
-    """Load ``(model, processor)`` saved by :func:`save_checkpoint` (model in eval mode, left padding).
+    """Load ``(model, processor)`` saved by :func:`save_checkpoint` (model in eval mode, left padding), or
+    the Qwen2.5-VL checkpoint a gpu-profile base folder points to.
 
     A missing checkpoint raises ``FileNotFoundError`` naming the notebook that makes it."""
     path = Path(path)
+    recorded = qwen.read_source(path)
+    if recorded:
+        return qwen.load(recorded["source"], recorded["dtype"])
+    if qwen.is_qwen_checkpoint(path):
+        return qwen.load(path, "auto")
     if not (path / "config.json").exists():
         raise FileNotFoundError(
             f"no checkpoint at {path}: run notebooks/00_base_model.ipynb (same profile) first "

@@ -22,8 +22,11 @@ _CPU: dict[str, dict[str, Any]] = {
     # Seeds of the later stages (the base is built once, from base_seed); where figures and the
     # summary go, relative to the repository root (None: a `figures` folder in the run folder).
     "run": {"seeds": [0, 1, 2], "base_seed": 0, "figures_dir": "figures"},
-    # The tiny vision-language model (notebook 00).
+    # The model (notebook 00). source "tiny": the tiny vision-language model below, built and pretrained
+    # here; otherwise a Qwen2.5-VL checkpoint (hub id or local folder, see jrft_utils.qwen) loaded in
+    # dtype, with LoRA adapters of rank lora_r when lora_r > 0 (0: full fine-tuning).
     "model": {
+        "source": "tiny", "dtype": "float32", "lora_r": 0, "lora_alpha": 16,
         "image_size": 84,
         "patch_size": 14,
         "vision_hidden": 128,
@@ -91,6 +94,8 @@ _SMOKE["corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _GPU["run"].update(figures_dir=None)
+# Assumptions (the paper does not state them): the 3B model, bf16, LoRA rank 64 on every projection.
+_GPU["model"].update(source="Qwen/Qwen2.5-VL-3B-Instruct", dtype="bfloat16", lora_r=64, lora_alpha=128)
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
@@ -108,7 +113,7 @@ _NON_NEGATIVE = (0, None, True)
 _FRACTION = (0, 1, True)
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     **dict.fromkeys(("seeds", "base_seed", "data_seed", "vision_steps", "warmup_steps", "beta", "min_tile_std",
-                     "snapshot_step", "cold_start_steps"), _NON_NEGATIVE),
+                     "snapshot_step", "cold_start_steps", "lora_r"), _NON_NEGATIVE),
     **dict.fromkeys(("image_size", "patch_size", "vision_hidden", "vision_layers", "vision_heads", "text_hidden",
                      "text_layers", "text_heads", "text_kv_heads", "intermediate", "train_per_capability",
                      "test_per_capability", "steps", "batch_size", "vision_batch_size", "eval_batch_size",
@@ -116,7 +121,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
                      "lbk_every", "num_samples"), _AT_LEAST_1),
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
-                     "lbk_lr", "crop_min", "crop_max"), _POSITIVE),
+                     "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength"), _FRACTION),
     "test_region": (0, 1, False),
     "num_generations": (2, None, True),

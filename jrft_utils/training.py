@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from jrft_utils import evaluation, jigsaw, profiles, results, stages
+from jrft_utils import evaluation, jigsaw, profiles, qwen, results, stages
 from jrft_utils import model as model_factory
 
 CURVES_FILE = "curves.json"
@@ -127,9 +127,10 @@ def reward_functions(names: list[str]) -> list:
 
 
 def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any], output_dir: str | Path,
-          seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True) -> dict[str, Any]:
+          seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True,
+          peft_config=None) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``) and, with
-    ``save_model``, save the result to ``<output_dir>/model``. Returns (and writes to ``metrics.json``) ``steps`` and
+    ``save_model``, save the result to ``<output_dir>/model``; ``peft_config``: LoRA through PEFT. Returns (and writes to ``metrics.json``) ``steps`` and
     ``train_time_s``, plus the final point of a :class:`CurveCallback` among ``callbacks``."""
     from trl import GRPOTrainer, SFTTrainer
 
@@ -141,12 +142,12 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
     callbacks = list(callbacks)
     if method == "sft":
         trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, seed), train_dataset=train_dataset,
-                             processing_class=processor, callbacks=callbacks)
+                             processing_class=processor, callbacks=callbacks, peft_config=peft_config)
     else:
         # GRPO builds its reference model from the checkpoint's path when beta > 0 (design.md).
-        trainer = GRPOTrainer(model=str(base_dir), reward_funcs=reward_functions(cfg["rewards"]),
+        trainer = GRPOTrainer(model=model_factory.trainable_source(base_dir), reward_funcs=reward_functions(cfg["rewards"]),
                               args=grpo_config(cfg, output_dir, seed), train_dataset=train_dataset,
-                              processing_class=processor, callbacks=callbacks)
+                              processing_class=processor, callbacks=callbacks, peft_config=peft_config)
     t0 = time.perf_counter()
     trainer.train()
     metrics: dict[str, Any] = {"steps": trainer.state.global_step, "train_time_s": time.perf_counter() - t0}
@@ -203,7 +204,8 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
                                    max_new_tokens=params["jigsaw"]["max_new_tokens"])]
         if keep_model and cfg.get("snapshot_step", 0) > 0:
             callbacks.append(SnapshotCallback(processor, cfg["snapshot_step"], out / "snapshot"))
-        train(method, base_dir, train_dataset, cfg, out, seed, callbacks, save_model=keep_model)
+        train(method, base_dir, train_dataset, cfg, out, seed, callbacks, save_model=keep_model,
+              peft_config=qwen.lora_config(profiles.section(profile, "model")))
         done = json.loads((out / METRICS_FILE).read_text())
         stages.mark_done(out, params, done)
     return done | {"curves": load_curves(out), "dir": str(out)}

@@ -1,0 +1,80 @@
+"""The gpu profile's model path (Qwen2.5-VL), run on CPU with a tiny random Qwen2.5-VL built offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jrft_utils import evaluation, jigsaw, profiles, qwen, training, world
+from jrft_utils import model as model_factory
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory):
+    return qwen.build_tiny(tmp_path_factory.mktemp("tiny_qwen"), list(model_factory.vocabulary()), seed=0)
+
+
+@pytest.fixture
+def base_dir(tiny_qwen, tmp_path):
+    """A gpu-style base folder: it only records where the pretrained weights are."""
+    return qwen.write_source(tmp_path / "base", str(tiny_qwen), "float32")
+
+
+@pytest.fixture(scope="module")
+def puzzles():
+    return jigsaw.build_dataset(profiles.section("smoke", "jigsaw"), "train", size=4)
+
+
+def test_the_gpu_profile_names_a_qwen_checkpoint_with_lora():
+    cfg = profiles.section("gpu", "model")
+    assert cfg["source"].startswith("Qwen/Qwen2.5-VL") and cfg["dtype"] == "bfloat16" and cfg["lora_r"] > 0
+    assert profiles.section("cpu", "model")["source"] == "tiny"
+    assert qwen.lora_config(profiles.section("cpu", "model")) is None
+
+
+def test_tiny_qwen_loads_and_generates_through_the_shared_evaluator(tiny_qwen):
+    model, processor = qwen.load(tiny_qwen, "float32")
+    assert isinstance(processor, qwen.QwenVLProcessor) and processor.tokenizer.padding_side == "left"
+    assert qwen.is_qwen_checkpoint(tiny_qwen)
+    prompt = evaluation.chat_prompt(processor, "read the digits from left to right .")
+    assert "<|vision_start|> <|image_pad|> <|vision_end|> read the digits" in prompt
+    samples = world.generate("ocr", 3, 0)
+    outs = evaluation.generate_completions(model, processor, [s["image"] for s in samples],
+                                           [s["prompt"] for s in samples], max_new_tokens=4, progress=False)
+    assert len(outs) == 3 and all(isinstance(o, str) for o in outs)
+    completion = samples[0]["completion"]  # the template tags and digits are whole tokens
+    assert processor.tokenizer.decode(processor.tokenizer(completion)["input_ids"]) == completion
+
+
+def test_a_base_folder_points_at_the_pretrained_weights(base_dir, tiny_qwen):
+    assert model_factory.trainable_source(base_dir) == str(tiny_qwen)
+    model, processor = model_factory.load_checkpoint(base_dir)
+    assert model.config.model_type == "qwen2_5_vl" and model.dtype == torch.float32
+
+
+def test_unreachable_weights_say_what_was_tried_and_how_to_point_at_a_copy(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(qwen.ModelUnavailable, match=r"'Qwen/No-Such-Model-7B'.*hub.*huggingface-cli download"
+                                                    r".*model_source=DIR"):
+        qwen.load("Qwen/No-Such-Model-7B")
+    with pytest.raises(qwen.ModelUnavailable, match="local folder"):
+        qwen.load(tmp_path)
+
+
+def test_sft_with_lora_trains_and_saves_merged_weights(base_dir, tiny_qwen, puzzles, tmp_path):
+    cfg = profiles.section("smoke", "sft", steps=2, batch_size=2, learning_rate=1e-2)
+    lora = qwen.lora_config({"lora_r": 4, "lora_alpha": 8})
+    metrics = training.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0, peft_config=lora)
+    assert metrics["steps"] == 2
+    tuned, _ = model_factory.load_checkpoint(tmp_path / "sft" / "model")
+    base, _ = qwen.load(tiny_qwen, "float32")
+    assert not any("lora" in k for k in tuned.state_dict())  # adapters merged, a plain checkpoint
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, base.state_dict()[k])]
+    assert changed and all("language_model" in k for k in changed)  # LoRA touched the decoder only
+
+
+def test_grpo_runs_on_the_tiny_qwen(base_dir, puzzles, tmp_path):
+    cfg = profiles.section("smoke", "rft", steps=1, batch_size=4, num_generations=2, max_completion_length=8)
+    metrics = training.train("rft", base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
+                             save_model=False, peft_config=qwen.lora_config({"lora_r": 4, "lora_alpha": 8}))
+    assert metrics["steps"] == 1
