@@ -1,12 +1,14 @@
 """Batched greedy generation and the prior-knowledge evaluator: the forgetting yardstick of every stage.
 
 Every notebook scores prior knowledge with :func:`evaluate_prior` on the fixed held-out sets of
-:func:`jrft_utils.world.build_test_sets`, so numbers are comparable across stages, methods and seeds.
+:func:`jrft_utils.world.build_test_sets` (in the gpu profile: the paper's benchmarks, see
+:func:`prior_test_sets`), so numbers are comparable across stages, methods and seeds.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -82,6 +84,34 @@ def max_new_tokens_for(processor, test_sets: dict[str, list[dict[str, Any]]], ma
     return longest + margin
 
 
+BENCHMARK_DIR_FILE = "benchmark_dir.json"  # in the run folder: where notebook 00 was told the benchmarks are
+
+
+def prior_test_sets(profile: str, benchmark_dir: str | None = None):
+    """The profile's held-out prior-knowledge yardstick: the paper's benchmarks
+    (:class:`benchmarks.Suite`) when its ``benchmarks.names`` is non-empty (gpu), else the world's test
+    sets (:func:`world.build_test_sets`). Either goes to :func:`evaluate_prior`.
+
+    ``benchmark_dir``: a folder holding a local copy of each benchmark under its name (``refcoco/``, ...,
+    ``datasets.save_to_disk`` folders) instead of the hub; notebook 00 records it in the run folder and the
+    later notebooks read it from there."""
+    import json
+
+    from jrft_utils import benchmarks, profiles
+
+    cfg = profiles.section(profile, "benchmarks")
+    if not cfg["names"]:
+        return world.build_test_sets(profile)
+    record = profiles.run_dir(profile) / BENCHMARK_DIR_FILE
+    if benchmark_dir is not None:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"dir": str(benchmark_dir)}))
+    folder = json.loads(record.read_text())["dir"] if record.exists() else None
+    if folder:
+        cfg = cfg | {"sources": {name: str(Path(folder) / name) for name in cfg["names"]} | cfg["sources"]}
+    return benchmarks.load_suite(cfg)
+
+
 def evaluate_prior(model, processor, test_sets: dict[str, list[dict[str, Any]]], batch_size: int = 64,
                    max_new_tokens: int | None = None, progress: bool = True,
                    return_completions: bool = False) -> dict[str, Any]:
@@ -89,7 +119,16 @@ def evaluate_prior(model, processor, test_sets: dict[str, list[dict[str, Any]]],
     :func:`world.build_test_sets`) and their unweighted ``mean``; all capabilities are generated in one
     batched pass. With ``return_completions`` the completions and per-sample scores are added under
     ``"completions"`` ({capability: [(completion, score), ...]}). The wall time is under ``"eval_time_s"``
-    only in that case, so the plain result holds accuracies only."""
+    only in that case, so the plain result holds accuracies only.
+
+    ``test_sets`` may instead be a :class:`benchmarks.Suite` (the gpu profile's real benchmarks): then
+    :func:`benchmarks.evaluate` scores them (``max_new_tokens`` default 256; completions and the official
+    numbers under ``"completions"`` and ``"details"`` with ``return_completions``)."""
+    from jrft_utils import benchmarks
+
+    if isinstance(test_sets, benchmarks.Suite):
+        generate = benchmarks.model_generate(model, processor, max_new_tokens or 256)
+        return benchmarks.evaluate(generate, test_sets, batch_size, progress, return_details=return_completions)
     _check_test_sets(test_sets)
     t0 = time.perf_counter()
     flat = [(cap, s) for cap, samples in test_sets.items() for s in samples]
@@ -134,7 +173,7 @@ def plot_prior(results: dict[str, dict[str, float]], threshold: float | None = 0
 
 
 def zero_shot_jigsaw_probe(model, processor, rows: int, cols: int, n: int = 64, seed: int = 0,
-                           batch_size: int = 64, max_new_tokens: int = 24) -> dict[str, Any]:
+                           batch_size: int = 64, max_new_tokens: int = 24, image_size: int = 84) -> dict[str, Any]:
     """Ask a model the jigsaw question on ``n`` tile-shuffled photo scenes (positions and tiles row-major;
     the answer lists, per position, the original index of the tile shown there). Returns the exact-match
     accuracy, the fraction of answers that are digit sequences of the right length, and examples.
@@ -147,7 +186,7 @@ def zero_shot_jigsaw_probe(model, processor, rows: int, cols: int, n: int = 64, 
     from jrft_utils import jigsaw
 
     rng = np.random.default_rng([seed, 99])
-    size = model.config.vision_config.image_size
+    size = image_size
     k = rows * cols
     images, targets = [], []
     for i in range(n):

@@ -16,7 +16,7 @@ import torch
 from transformers import TrainerCallback
 
 from jrft_utils import model as model_lib
-from jrft_utils import profiles, results, stages, training, world
+from jrft_utils import profiles, qwen, results, stages, training, world
 
 
 def _render_images(batch: dict[str, list]) -> dict[str, list]:
@@ -117,11 +117,29 @@ class _LossLog(TrainerCallback):
                               "time_s": time.perf_counter()})
 
 
+def use_pretrained(model_cfg: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    """The base of a profile whose ``model.source`` is a pretrained checkpoint (gpu): nothing is trained;
+    ``output_dir`` records the source (:func:`qwen.write_source`) as a finished stage. Returns what
+    :func:`pretrain` returns, with empty logs and zero steps."""
+    params = {"model": model_cfg}
+    cached = stages.cached(output_dir, params) is not None
+    if not cached:
+        qwen.write_source(output_dir, model_cfg["source"], model_cfg["dtype"])
+        stages.mark_done(output_dir, params, {"train_time_s": 0.0})
+    model, processor = model_lib.load_checkpoint(output_dir)
+    return {"checkpoint": str(output_dir), "source": model_cfg["source"], "steps": 0, "train_time_s": 0.0,
+            "vision_time_s": 0.0, "sft_time_s": 0.0, "vision_log": [], "log": [], "config": model_cfg,
+            "params": model_lib.count_parameters(model), "model": model, "processor": processor, "cached": cached}
+
+
 def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, progress: bool = True,
-             train_per_capability: int | None = None, **overrides: Any) -> dict[str, Any]:
+             train_per_capability: int | None = None, source: str | None = None,
+             **overrides: Any) -> dict[str, Any]:
     """Build the model, generate the world's training corpus with ``seed``, train it with SFTTrainer and
     save the checkpoint (default: :func:`model.base_checkpoint_dir`). A checkpoint already made with the
-    same settings is loaded instead (stage caching; ``cached`` is then True).
+    same settings is loaded instead (stage caching; ``cached`` is then True). When the profile's
+    ``model.source`` (or ``source``) names a pretrained checkpoint, nothing is trained
+    (:func:`use_pretrained`).
 
     ``overrides`` replace knobs of the profile's "pretrain" section. Returns the checkpoint path, the loss
     log (step, loss, token accuracy), train wall time, steps, steps/s and the parameter count; the log is
@@ -129,6 +147,9 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
     from trl import SFTTrainer
 
     cfg = profiles.section(profile, "pretrain", **overrides)
+    model_cfg = profiles.section(profile, "model", source=source)
+    if model_cfg["source"] != "tiny":
+        return use_pretrained(model_cfg, Path(output_dir) if output_dir else model_lib.base_checkpoint_dir(profile))
     world_cfg = profiles.section(profile, "world", train_per_capability=train_per_capability)
     output_dir = Path(output_dir) if output_dir else model_lib.base_checkpoint_dir(profile)
     params = {"pretrain": cfg, "world": world_cfg, "model": profiles.section(profile, "model"), "seed": seed,

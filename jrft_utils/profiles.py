@@ -40,6 +40,10 @@ _CPU: dict[str, dict[str, Any]] = {
     },
     # The prior-knowledge world (notebook 00).
     "world": {"train_per_capability": 4000, "test_per_capability": 200},
+    # The paper's benchmarks (jrft_utils.benchmarks) as the prior-knowledge yardstick instead of the
+    # world's test sets, when names is non-empty (gpu): sources maps a name to a hub id or a local copy
+    # (default: its hub id); limit: rows per benchmark (a fixed seeded subset).
+    "benchmarks": {"names": [], "sources": {}, "limit": 200},
     # Pretraining of the base model (notebook 00).
     "pretrain": {"vision_steps": 900, "vision_batch_size": 64, "vision_learning_rate": 1e-3,
                  "steps": 1000, "batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine",
@@ -96,6 +100,7 @@ _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _GPU["run"].update(figures_dir=None)
 # Assumptions (the paper does not state them): the 3B model, bf16, LoRA rank 64 on every projection.
 _GPU["model"].update(source="Qwen/Qwen2.5-VL-3B-Instruct", dtype="bfloat16", lora_r=64, lora_alpha=128)
+_GPU["benchmarks"].update(names=["refcoco", "docvqa", "mme", "mmstar", "pope", "mmmu"])
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
@@ -119,7 +124,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "test_per_capability", "steps", "batch_size", "vision_batch_size", "eval_batch_size",
                      "logging_steps", "threads", "rows", "cols", "train_size", "test_size", "max_new_tokens",
                      "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
-                     "lbk_every", "num_samples"), _AT_LEAST_1),
+                     "lbk_every", "num_samples", "limit"), _AT_LEAST_1),
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
                      "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength"), _FRACTION),

@@ -223,12 +223,10 @@ def cold_start(profile: str, steps: int, seed: int, jigsaw_test, prior_test_sets
 
 def evaluation_sets(profile: str, method: str) -> tuple[Any, dict]:
     """The held-out sets a fine-tuning curve is measured on: the first ``eval_test_size`` puzzles of the
-    jigsaw test split and the world's prior-knowledge test sets."""
-    from jrft_utils import world
-
+    jigsaw test split and the profile's prior-knowledge yardstick (:func:`evaluation.prior_test_sets`)."""
     test = jigsaw.load_or_build_splits(profile)["test"]
     n = min(profiles.section(profile, method)["eval_test_size"], len(test))
-    return test.select(range(n)), world.build_test_sets(profile)
+    return test.select(range(n)), evaluation.prior_test_sets(profile)
 
 
 def run_method(profile: str, method: str, corpus: str, data, seeds: list[int], learning_rate: float,

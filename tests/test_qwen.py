@@ -78,3 +78,29 @@ def test_grpo_runs_on_the_tiny_qwen(base_dir, puzzles, tmp_path):
     metrics = training.train("rft", base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
                              save_model=False, peft_config=qwen.lora_config({"lora_r": 4, "lora_alpha": 8}))
     assert metrics["steps"] == 1
+
+
+def test_notebook_00_of_the_gpu_profile_runs_on_the_tiny_qwen_and_benchmark_copies(tiny_qwen, tmp_path):
+    """Notebook 00 with profile=gpu: no pretraining, the base points at the (tiny) Qwen2.5-VL, and prior
+    knowledge is scored on local copies of the six benchmarks, recorded for the later notebooks."""
+    import datasets
+    import papermill as pm
+    from test_benchmarks import FIXTURES
+
+    from jrft_utils import evaluation, results
+    from jrft_utils.profiles import REPO_ROOT
+
+    bench_dir = tmp_path / "benchmarks"
+    for name, columns in FIXTURES.items():
+        datasets.Dataset.from_dict(columns()).save_to_disk(str(bench_dir / name))
+    pm.execute_notebook(str(REPO_ROOT / "notebooks" / "00_base_model.ipynb"), str(tmp_path / "00.ipynb"),
+                        cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
+                        parameters={"profile": "gpu", "model_source": str(tiny_qwen), "train_per_capability": 2,
+                                    "benchmark_dir": str(bench_dir)})
+    base_dir = model_factory.base_checkpoint_dir("gpu")
+    assert model_factory.trainable_source(base_dir) == str(tiny_qwen)
+    prior = results.load_summary("gpu")["methods"]["base"]["prior"]
+    assert set(prior) == {*world.CAPABILITIES, "mean"}
+    assert all(0.0 <= v[0] <= 1.0 for v in prior.values())
+    suite = evaluation.prior_test_sets("gpu")  # a later notebook finds the recorded benchmark folder
+    assert sorted(suite) == sorted(FIXTURES) and len(suite["pope"]) == 6
