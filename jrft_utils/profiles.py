@@ -127,13 +127,16 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "lbk_every", "num_samples", "limit"), _AT_LEAST_1),
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
                      "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
-    **dict.fromkeys(("photo_fraction", "cue_strength"), _FRACTION),
+    **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
+    "seed": _NON_NEGATIVE,
     "test_region": (0, 1, False),
     "num_generations": (2, None, True),
 }
 
 
-def _check_range(name: str, key: str, value: Any) -> None:
+def check_knob(name: str, key: str, value: Any) -> None:
+    """Check ``value`` against the range of ``key`` in :data:`RANGES` (also for notebook parameters that
+    are not profile knobs, e.g. ``common_accuracy``); ``name`` prefixes the message."""
     if key not in RANGES:
         return
     low, high, low_inclusive = RANGES[key]
@@ -153,7 +156,7 @@ def _check_range(name: str, key: str, value: Any) -> None:
 def _check_section(name: str, values: dict[str, Any]) -> None:
     """Ranges of every knob and the constraints between knobs of one section."""
     for key, value in values.items():
-        _check_range(name, key, value)
+        check_knob(name, key, value)
     if name == "run" and (len(set(values["seeds"])) != len(values["seeds"])
                           or not all(type(s) is int for s in values["seeds"])):
         raise ProfileError(f"run.seeds must be distinct integers, got {values['seeds']}")

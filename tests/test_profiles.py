@@ -78,3 +78,11 @@ def test_missing_upstream_artifacts_name_the_command_that_makes_them(isolated_ru
         training.load_method_results("smoke", "gt", "02_sft")
     with pytest.raises(FileNotFoundError, match="03_rft.ipynb .*--only 00 01 02 03$"):
         corpora.build("smoke", "rft_rollouts", 0)
+
+
+def test_notebook_parameters_that_are_not_knobs_are_range_checked_too():
+    profiles.check_knob("03_rft", "common_accuracy", 0.5)
+    with pytest.raises(profiles.ProfileError, match=r"03_rft.common_accuracy must be in \[0, 1\], got 1.5"):
+        profiles.check_knob("03_rft", "common_accuracy", 1.5)
+    with pytest.raises(profiles.ProfileError, match=r"01_jigsaw_puzzles.seed must be >= 0"):
+        profiles.check_knob("01_jigsaw_puzzles", "seed", -1)
