@@ -124,7 +124,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "test_per_capability", "steps", "batch_size", "vision_batch_size", "eval_batch_size",
                      "logging_steps", "threads", "rows", "cols", "train_size", "test_size", "max_new_tokens",
                      "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
-                     "lbk_every", "num_samples", "limit"), _AT_LEAST_1),
+                     "lbk_every", "num_samples", "limit", "reachability_puzzles"), _AT_LEAST_1),
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
                      "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
