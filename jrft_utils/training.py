@@ -25,14 +25,18 @@ METRICS_FILE = "metrics.json"
 
 class CurveCallback(TrainerCallback):
     """Evaluates held-out jigsaw (exact ``acc`` and ``hit``) and prior knowledge at step 0, every
-    ``every`` steps and at the last step; appends each point to ``path`` (JSON, written atomically)."""
+    ``every`` steps and at the last step; appends each point to ``path`` (JSON, written atomically).
+
+    ``start_cache``: a JSON file for the step-0 point, which is the same for every run that starts from
+    the same checkpoint and is scored on the same sets: measured once, then read back."""
 
     def __init__(self, processor, jigsaw_test, prior_test_sets: dict, every: int, path: str | Path,
-                 batch_size: int = 64, max_new_tokens: int = 48):
+                 batch_size: int = 64, max_new_tokens: int = 48, start_cache: str | Path | None = None):
         if every < 1:
             raise ValueError(f"eval_every must be >= 1, got {every}")
         self.processor, self.jigsaw_test, self.prior_test_sets = processor, jigsaw_test, prior_test_sets
         self.every, self.path = every, Path(path)
+        self.start_cache = Path(start_cache) if start_cache else None
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.points: list[dict[str, Any]] = []
 
@@ -49,7 +53,13 @@ class CurveCallback(TrainerCallback):
         return point
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.measure(model, 0)
+        if self.start_cache and self.start_cache.exists():
+            self.points.append(json.loads(self.start_cache.read_text()))
+            results.write_json_atomic(self.path, self.points)
+            return
+        point = self.measure(model, 0)
+        if self.start_cache:
+            results.write_json_atomic(self.start_cache, point)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0:
@@ -200,8 +210,11 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
         if out.exists():
             shutil.rmtree(out)  # a run killed half-way: start it again
         processor = model_factory.load_checkpoint(base_dir)[1]
+        scored_on = {"start": start, "jigsaw": params["jigsaw"], "eval_test_size": len(jigsaw_test),
+                     "world": profiles.section(profile, "world"), "benchmarks": profiles.section(profile, "benchmarks")}
+        start_cache = profiles.run_dir(profile) / "finetune" / "start_points" / f"{stages.fingerprint(scored_on)}.json"
         callbacks = [CurveCallback(processor, jigsaw_test, prior_test_sets, cfg["eval_every"], out / CURVES_FILE,
-                                   max_new_tokens=params["jigsaw"]["max_new_tokens"])]
+                                   max_new_tokens=params["jigsaw"]["max_new_tokens"], start_cache=start_cache)]
         if keep_model and cfg.get("snapshot_step", 0) > 0:
             callbacks.append(SnapshotCallback(processor, cfg["snapshot_step"], out / "snapshot"))
         train(method, base_dir, train_dataset, cfg, out, seed, callbacks, save_model=keep_model,
