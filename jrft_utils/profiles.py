@@ -100,6 +100,7 @@ _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _GPU["run"].update(figures_dir=None)
 # Assumptions (the paper does not state them): the 3B model, bf16, LoRA rank 64 on every projection.
 _GPU["model"].update(source="Qwen/Qwen2.5-VL-3B-Instruct", dtype="bfloat16", lora_r=64, lora_alpha=128)
+_GPU["world"].update(train_per_capability=8, test_per_capability=8)  # no pretraining: notebook 00's examples only
 _GPU["benchmarks"].update(names=["refcoco", "docvqa", "mme", "mmstar", "pope", "mmmu"])
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
 
