@@ -16,7 +16,8 @@ Conventions (every function here uses them):
 - A *sample* is a mapping with ``"image"`` (PIL), ``"prompt"`` (the user text) and ``"completion"`` (the
   assistant text), e.g. a sample of :func:`jrft_utils.world.build_test_sets` or of :func:`jigsaw_samples`.
   It is tokenised as TRL's SFT collator does: the chat prompt (image expanded to one token per patch),
-  then the rest of the chat text, i.e. the completion and its closing ``<|im_end|>``.
+  then the rest of the chat text, i.e. the completion and its closing ``<|im_end|>``. For a text-only
+  model (notebook 08) samples have no ``"image"`` and ``processor`` is the tokenizer.
 - ``log pi(x)`` is the sum of the log-probabilities of the completion tokens (closing ``<|im_end|>``
   included) given image and prompt; the SFT loss of one sample is ``-log pi(x)`` (TRL averages over the
   tokens of a batch instead: this only rescales the step, and :func:`corpus_dynamics` accounts for it).
@@ -59,13 +60,14 @@ def jigsaw_samples(ds, completions: Sequence[str]) -> list[dict[str, Any]]:
 def sft_samples(ds) -> list[dict[str, Any]]:
     """(image, prompt, completion) samples of a TRL prompt-completion SFT dataset (``prompt`` and
     ``completion`` as text or conversational messages, ``images`` a one-image list), as
-    ``jigsaw.to_sft`` makes them."""
+    ``jigsaw.to_sft`` makes them; (prompt, completion) samples of a text-only dataset (no ``images``)."""
     from jrft_utils import jigsaw
 
     def text(value: Any) -> str:
         return " ".join(jigsaw.completion_to_text(value).split())
 
-    return [{"image": ex["images"][0], "prompt": text(ex["prompt"]), "completion": text(ex["completion"])}
+    return [({"image": ex["images"][0]} if "images" in ex else {}) | {"prompt": text(ex["prompt"]),
+                                                                     "completion": text(ex["completion"])}
             for ex in ds]
 
 
@@ -77,7 +79,7 @@ class Batch:
     ``label_mask[i, t]`` is 1 exactly when that token belongs to sample ``i``'s completion."""
 
     input_ids: torch.Tensor  # [B, L]
-    pixel_values: torch.Tensor  # [B, C, H, W]
+    pixel_values: torch.Tensor | None  # [B, C, H, W]; None for a text-only model
     attention_mask: torch.Tensor  # [B, L]: 1 on real tokens, 0 on padding
     completion_mask: torch.Tensor  # [B, L]: 1 on completion tokens
     labels: torch.Tensor  # [B, L - 1]
@@ -92,10 +94,13 @@ class Batch:
 def _check_samples(samples: Sequence[Sample], what: str) -> None:
     if len(samples) == 0:
         raise ValueError(f"no {what} given: need at least one (image, prompt, completion) sample")
+    with_image = "image" in samples[0]
     for s in samples:
-        missing = {"image", "prompt", "completion"} - set(s)
+        missing = {"prompt", "completion"} - set(s)
         if missing:
             raise ValueError(f"a {what} sample lacks {sorted(missing)}; samples need image, prompt and completion")
+        if ("image" in s) != with_image:
+            raise ValueError(f"{what} samples mix samples with and without an image")
 
 
 def make_batch(processor, samples: Sequence[Sample], dtype: torch.dtype = torch.float32,
@@ -103,28 +108,36 @@ def make_batch(processor, samples: Sequence[Sample], dtype: torch.dtype = torch.
     """Tokenise ``samples`` the way TRL's SFT collator does (prompt with the image expanded, then the
     completion text that the chat template appends) and pad them on the right."""
     _check_samples(samples, "samples")
-    tok = processor.tokenizer
+    tok = getattr(processor, "tokenizer", processor)
     ids, comp, pixels = [], [], []
     for s in samples:
-        prompt_msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": s["prompt"]}]}]
-        full_msg = prompt_msg + [{"role": "assistant", "content": [{"type": "text", "text": s["completion"]}]}]
+        image = "image" in s
+        prompt_msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": s["prompt"]}]
+                       if image else s["prompt"]}]
+        full_msg = prompt_msg + [{"role": "assistant", "content": [{"type": "text", "text": s["completion"]}]
+                                  if image else s["completion"]}]
         prompt_text = processor.apply_chat_template(prompt_msg, add_generation_prompt=True, tokenize=False)
         full_text = processor.apply_chat_template(full_msg, tokenize=False)
         if not full_text.startswith(prompt_text):
             raise ValueError("the chat template does not render the prompt as a prefix of prompt + completion")
-        p = processor(images=[s["image"]], text=[prompt_text], add_special_tokens=False, return_tensors="pt")
+        if image:
+            p = processor(images=[s["image"]], text=[prompt_text], add_special_tokens=False, return_tensors="pt")
+            pixels.append(p["pixel_values"][0])
+            prompt_ids = p["input_ids"][0].tolist()
+        else:
+            prompt_ids = tok(prompt_text, add_special_tokens=False)["input_ids"]
         c = tok(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
         if not c:
             raise ValueError(f"empty completion for prompt {s['prompt']!r}")
-        ids.append(p["input_ids"][0].tolist() + c)
-        comp.append([0] * p["input_ids"].shape[1] + [1] * len(c))
-        pixels.append(p["pixel_values"][0])
+        ids.append(prompt_ids + c)
+        comp.append([0] * len(prompt_ids) + [1] * len(c))
     length = max(map(len, ids))
     pad = tok.pad_token_id
     input_ids = torch.tensor([x + [pad] * (length - len(x)) for x in ids], device=device)
     attention = torch.tensor([[1] * len(x) + [0] * (length - len(x)) for x in ids], device=device)
     completion = torch.tensor([x + [0] * (length - len(x)) for x in comp], device=device)
-    return Batch(input_ids=input_ids, pixel_values=torch.stack(pixels).to(device=device, dtype=dtype),
+    pixel_values = torch.stack(pixels).to(device=device, dtype=dtype) if pixels else None
+    return Batch(input_ids=input_ids, pixel_values=pixel_values,
                  attention_mask=attention, completion_mask=completion, labels=input_ids[:, 1:],
                  label_mask=completion[:, 1:])
 
@@ -141,14 +154,17 @@ def _batch_for(model, processor, samples: Sequence[Sample]) -> Batch:
 class _Logits(torch.nn.Module):
     """LLaVA's forward pass written with static shapes (vmap-able): image features are placed on the
     ``<image>`` tokens with a gather instead of boolean indexing, and the decoder runs without an
-    attention mask (right padding + causal attention)."""
+    attention mask (right padding + causal attention). A text-only model (``pixel_values`` None) runs its
+    decoder alone, also without a mask."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None) -> torch.Tensor:
         m, cfg = self.model, self.model.config
+        if pixel_values is None:
+            return m.lm_head(m.model(input_ids=input_ids, use_cache=False).last_hidden_state)
         feats = m.model.get_image_features(pixel_values=pixel_values, vision_feature_layer=cfg.vision_feature_layer,
                                            vision_feature_select_strategy=cfg.vision_feature_select_strategy)
         feats = torch.stack(list(feats.pooler_output))  # [B, n_patches, D]
@@ -243,22 +259,23 @@ def per_sample_grads(model, processor, samples: Sequence[Sample], params: Sequen
     theta = {f"model.{n}": fixed.pop(f"model.{n}") for n in names}
 
     def logp(theta, input_ids, pixel_values, labels, label_mask):
-        logits = functional_call(wrapper, {**fixed, **theta}, (input_ids[None], pixel_values[None]))[0]
+        pixels = None if pixel_values is None else pixel_values[None]
+        logits = functional_call(wrapper, {**fixed, **theta}, (input_ids[None], pixels))[0]
         return (_label_logprobs(logits, labels) * label_mask).sum()
 
-    per_sample = vmap(grad(logp), in_dims=(None, 0, 0, 0, 0))
+    batch = _batch_for(model, processor, samples)
+    text_only = batch.pixel_values is None
+    per_sample = vmap(grad(logp), in_dims=(None, 0, None if text_only else 0, 0, 0))
     first = next(iter(theta.values()))
     out = torch.empty(len(samples), sum(t.numel() for t in theta.values()), dtype=first.dtype, device=first.device)
-    batch = _batch_for(model, processor, samples)
     lengths = batch.attention_mask.sum(1)
     order = torch.argsort(lengths)  # chunks of similar length: little padding
     with _eager_attention(model):
         for start in range(0, len(samples), chunk_size):
             rows = order[start:start + chunk_size]
             length = int(lengths[rows].max())
-            grads = per_sample(theta, batch.input_ids[rows, :length], batch.pixel_values[rows],
-                               batch.labels[rows, :length - 1],
-                               batch.label_mask[rows, :length - 1].to(batch.pixel_values.dtype))
+            grads = per_sample(theta, batch.input_ids[rows, :length], None if text_only else batch.pixel_values[rows],
+                               batch.labels[rows, :length - 1], batch.label_mask[rows, :length - 1].to(first.dtype))
             offset = 0
             for key, t in theta.items():
                 out[rows, offset:offset + t.numel()] = grads[key].reshape(len(rows), -1)

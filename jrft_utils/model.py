@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
     AutoModelForImageTextToText,
     AutoProcessor,
     CLIPImageProcessorPil,
@@ -35,6 +37,7 @@ from transformers import (
     LlavaProcessor,
     PreTrainedTokenizerFast,
     Qwen2Config,
+    Qwen2ForCausalLM,
 )
 
 from jrft_utils import jigsaw, profiles, qwen, world
@@ -65,19 +68,21 @@ CHAT_TEMPLATE = (
 )
 
 
-def vocabulary() -> list[str]:
-    """The tokenizer's vocabulary, in id order: special tokens, roles, digits, punctuation, then the
-    words of the world and of the jigsaw task (each once)."""
+def vocabulary(words: Sequence[str] | None = None) -> list[str]:
+    """The tokenizer's vocabulary, in id order: special tokens, roles, digits, punctuation, then
+    ``words`` (default: the words of the world and of the jigsaw task), each once."""
+    words = (*world.VOCABULARY, *jigsaw.VOCABULARY) if words is None else tuple(words)
     vocab: list[str] = []
-    for token in (*SPECIAL_TOKENS, *ROLES, *DIGITS, *PUNCTUATION, *world.VOCABULARY, *jigsaw.VOCABULARY):
+    for token in (*SPECIAL_TOKENS, *ROLES, *DIGITS, *PUNCTUATION, *words):
         if token not in vocab:
             vocab.append(token)
     return vocab
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A word-level tokenizer: words split on whitespace, every digit and punctuation mark its own token."""
-    vocab = {tok: i for i, tok in enumerate(vocabulary())}
+def build_tokenizer(words: Sequence[str] | None = None) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer: words split on whitespace, every digit and punctuation mark its own token;
+    ``words`` as in :func:`vocabulary`."""
+    vocab = {tok: i for i, tok in enumerate(vocabulary(words))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.WhitespaceSplit(),
@@ -144,6 +149,24 @@ def build_model(profile: str, seed: int, processor: LlavaProcessor | None = None
     return model
 
 
+def build_text_model(tokenizer, seed: int, hidden: int, layers: int, heads: int, kv_heads: int,
+                     intermediate: int):
+    """A freshly initialised text-only ``Qwen2ForCausalLM`` for ``tokenizer`` (the text-only validation of
+    notebook 08), built like the decoder of :func:`build_model`."""
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=256,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = Qwen2ForCausalLM(config)
+    gen = model.generation_config
+    gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id
+    gen.do_sample, gen.max_length = False, None
+    return model
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -176,7 +199,8 @@ def trainable_source(path: str | Path) -> str:
 
 def load_checkpoint(path: str | Path):
     """Load ``(model, processor)`` saved by :func:`save_checkpoint` (model in eval mode, left padding), or
-    the Qwen2.5-VL checkpoint a gpu-profile base folder points to.
+    the Qwen2.5-VL checkpoint a gpu-profile base folder points to. For a text-only checkpoint (notebook 08)
+    the processor is the tokenizer.
 
     A missing checkpoint raises ``FileNotFoundError`` naming the notebook that makes it."""
     path = Path(path)
@@ -190,8 +214,21 @@ def load_checkpoint(path: str | Path):
             f"no checkpoint at {path}: run notebooks/00_base_model.ipynb (same profile) first "
             "to pretrain and save the base model (python -m jrft_utils.reproduce --profile <profile> --only 00)"
         )
+    if is_text_only(path):
+        # AutoTokenizer would pick Qwen2's BPE tokenizer from the model type; ours is word-level
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+        tokenizer.padding_side = "left"
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model.eval()
+        return model, tokenizer
     processor = AutoProcessor.from_pretrained(path)
     processor.tokenizer.padding_side = "left"
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
     model.eval()
     return model, processor
+
+
+def is_text_only(path: str | Path) -> bool:
+    """Whether the checkpoint folder ``path`` holds a text-only model (no vision tower)."""
+    config = AutoConfig.from_pretrained(path)
+    return not hasattr(config, "vision_config")

@@ -27,13 +27,15 @@ def save_figure(fig: plt.Figure, name: str, profile: str) -> Path:
 def curves_frame(runs: dict[str, list[dict]], **labels: str) -> "pd.DataFrame":
     """Curve points (as :class:`jrft_utils.training.CurveCallback` writes them) of several runs as one
     long table: one row per (run, step, metric). ``runs`` maps a run label (e.g. ``"seed 0"``) to its
-    points; ``labels`` become constant columns (e.g. ``method="SFT"``)."""
+    points; ``labels`` become constant columns (e.g. ``method="SFT"``). Points of the text-only
+    experiment (``task_acc``) give a "task exact" metric instead of the jigsaw ones."""
     import pandas as pd
 
     rows = []
     for run, points in runs.items():
         for p in points:
-            metrics = {"jigsaw exact": p["jigsaw_acc"], "jigsaw hit": p["jigsaw_hit"]}
+            metrics = ({"task exact": p["task_acc"]} if "task_acc" in p  # the text-only experiment (08)
+                       else {"jigsaw exact": p["jigsaw_acc"], "jigsaw hit": p["jigsaw_hit"]})
             metrics |= {f"prior {k}": v for k, v in p["prior"].items()}
             rows += [{"run": run, "step": p["step"], "metric": k, "value": v, **labels} for k, v in metrics.items()]
     return pd.DataFrame(rows)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback
 
 from jrft_utils import model as model_lib
 from jrft_utils import profiles, qwen, results, stages, training, world
@@ -106,17 +105,6 @@ def pretrain_vision(model, processor, samples: list[dict[str, Any]], steps: int,
     return log
 
 
-class _LossLog(TrainerCallback):
-    def __init__(self):
-        self.rows: list[dict[str, float]] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.rows.append({"step": state.global_step, "loss": float(logs["loss"]),
-                              "token_accuracy": float(logs.get("mean_token_accuracy", float("nan"))),
-                              "time_s": time.perf_counter()})
-
-
 def use_pretrained(model_cfg: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     """The base of a profile whose ``model.source`` is a pretrained checkpoint (gpu): nothing is trained;
     ``output_dir`` records the source (:func:`qwen.write_source`) as a finished stage. Returns what
@@ -173,7 +161,7 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
                                  cfg["vision_learning_rate"], seed, progress=progress)
     vision_time = time.perf_counter() - t_vision
     torch.manual_seed(seed)
-    log = _LossLog()
+    log = training.LossLog()
     # the images are rendered on access from the `spec` column, which the trainer must therefore keep
     args = training.sft_config(cfg, output_dir / "trainer", seed, progress=progress, remove_unused_columns=False)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,

@@ -82,6 +82,25 @@ _CPU: dict[str, dict[str, Any]] = {
                  "lbk_every": 5, "lbk_lr": 3e-4},
     "corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 64,
                 "require_correct": True},
+    # The text-only validation (notebook 08; jrft_utils.textworld / textexperiment): a tiny Qwen2 decoder
+    # pretrained on arithmetic and science, then taught to find the largest digit of a list. text_world: pretraining samples
+    # per capability, held-out items per capability (at most 200 arithmetic and 100 science exist), the new
+    # task's items (the largest of min_len..max_len digits; data_seed fixes them).
+    # text_sft / text_rft: the fine-tuning recipes, one learning rate for both (SFT at 3e-4 erased prior
+    # knowledge on every corpus within 50 steps in a development sweep, so corpora could not differ);
+    # text_corpora: the RFT rollouts sampled per training task.
+    "text_model": {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 256},
+    "text_world": {"train_per_capability": 6000, "test_per_capability": 200, "task_train_size": 1000,
+                   "task_test_size": 200, "min_len": 3, "max_len": 6, "data_seed": 0},
+    "text_pretrain": {"steps": 400, "batch_size": 64, "learning_rate": 1e-3, "lr_scheduler": "cosine",
+                      "warmup_steps": 50, "logging_steps": 50},
+    "text_sft": {"steps": 200, "batch_size": 16, "learning_rate": 1e-4, "lr_scheduler": "constant",
+                 "warmup_steps": 0, "logging_steps": 10, "eval_every": 100},
+    "text_rft": {"steps": 200, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
+                 "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
+                 "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1, "eval_every": 100},
+    "text_corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 128,
+                     "require_correct": True},
 }
 
 _SMOKE: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
@@ -95,6 +114,12 @@ _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_le
                      eval_every=1, eval_test_size=8, snapshot_step=1, cold_start_steps=1)  # exercises the path
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
 _SMOKE["corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
+_SMOKE["text_model"].update(hidden=32, layers=1, intermediate=64)
+_SMOKE["text_world"].update(train_per_capability=40, test_per_capability=8, task_train_size=16, task_test_size=8)
+_SMOKE["text_pretrain"].update(steps=4, batch_size=8, logging_steps=1)
+_SMOKE["text_sft"].update(steps=2, batch_size=4, logging_steps=1, eval_every=1)
+_SMOKE["text_rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, eval_every=1)
+_SMOKE["text_corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _GPU["run"].update(figures_dir=None)
@@ -125,7 +150,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "test_per_capability", "steps", "batch_size", "vision_batch_size", "eval_batch_size",
                      "logging_steps", "threads", "rows", "cols", "train_size", "test_size", "max_new_tokens",
                      "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
-                     "lbk_every", "num_samples", "limit", "reachability_puzzles"), _AT_LEAST_1),
+                     "lbk_every", "num_samples", "limit", "reachability_puzzles", "hidden", "layers", "heads",
+                     "kv_heads", "task_train_size", "task_test_size", "min_len", "max_len"), _AT_LEAST_1),
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
                      "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
@@ -163,8 +189,10 @@ def _check_section(name: str, values: dict[str, Any]) -> None:
         raise ProfileError(f"run.seeds must be distinct integers, got {values['seeds']}")
     if name == "jigsaw" and values["crop_min"] > values["crop_max"]:
         raise ProfileError(f"jigsaw.crop_min ({values['crop_min']}) must not exceed crop_max ({values['crop_max']})")
-    if name == "rft" and values["batch_size"] % values["num_generations"]:
-        raise ProfileError(f"rft.batch_size ({values['batch_size']}) must be a multiple of num_generations "
+    if name == "text_world" and not 2 <= values["min_len"] <= values["max_len"]:
+        raise ProfileError(f"text_world needs 2 <= min_len <= max_len, got {values['min_len']}, {values['max_len']}")
+    if name in ("rft", "text_rft") and values["batch_size"] % values["num_generations"]:
+        raise ProfileError(f"{name}.batch_size ({values['batch_size']}) must be a multiple of num_generations "
                            f"({values['num_generations']}): each prompt gets a whole group of completions")
 
 

@@ -20,11 +20,11 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 CAPS = ("grounding", "ocr", "vqa", "hallucination", "reasoning")
 
 
-def _cell(values, scale: float = 100.0) -> str:
+def _cell(values, scale: float = 100.0, fmt: str = ".1f") -> str:
     vals = np.asarray([v for v in values if v is not None], dtype=float) * scale
     if len(vals) == 0:
         return "–"
-    return f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}" if len(vals) > 1 else f"{vals.mean():.1f}"
+    return f"{vals.mean():{fmt}} ± {vals.std(ddof=1):{fmt}}" if len(vals) > 1 else f"{vals.mean():{fmt}}"
 
 
 def render(summary: dict) -> str:
@@ -44,10 +44,32 @@ def render(summary: dict) -> str:
         lines.append(f"| {paper.METHOD_NAMES[method]} | {_cell(m['jigsaw_acc'])} | "
                      + " | ".join(_cell(prior.get(c, [])) for c in CAPS)
                      + f" | {_cell(prior.get('mean', []))} | {_cell(m.get('steps', []), 1.0)} |")
+    lines += _text_rows(summary.get("text", {}))
     if summary.get("claims"):
         lines += ["", "| # | claim | ours | reproduced |", "|---|---|---|---|"]
         lines += [f"| {c['id']} | {c['text']} | {c['ours']} | **{c['reproduced']}** |" for c in summary["claims"]]
     return "\n".join(lines)
+
+
+def _text_rows(text: dict) -> list[str]:
+    """The text-only validation's table (notebook 08), if it ran."""
+    if not text.get("methods"):
+        return []
+    caps = [c for c in next(iter(text["methods"].values()))["prior"] if c != "mean"]
+    lines = ["", "Text-only validation (notebook 08: a tiny text decoder; the new task is the largest digit of a list):", "",
+             "![text curves](figures/08_text_curves.png)", "",
+             "| method | new task exact | " + " | ".join(caps) + " | prior mean | steps |", "|---" * (len(caps) + 4) + "|"]
+    for method, m in text["methods"].items():
+        lines.append(f"| {paper.METHOD_NAMES[method]} | {_cell(m['task_acc'])} | "
+                     + " | ".join(_cell(m["prior"].get(c, [])) for c in caps)
+                     + f" | {_cell(m['prior'].get('mean', []))} | {_cell(m.get('steps', []), 1.0)} |")
+    corpora = text.get("corpora", {})
+    if corpora:
+        lines += ["", "| SFT corpus (text) | LBK | direction | NLL per token under the base |", "|---|---|---|---|"]
+        lines += [f"| {name} | {_cell(c['lbk'], 1.0, '.3g')} | {_cell(c['direction'], 1.0, '.3g')} | "
+                  f"{_cell(c['nll_base'], 1.0, '.3g')} |"
+                  for name, c in corpora.items()]
+    return lines
 
 
 def updated_readme(text: str, summary: dict) -> str:

@@ -120,6 +120,35 @@ def record_corpus(profile: str, corpus: str, seed: int, metrics: dict[str, float
     return summary
 
 
+TEXT_METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
+TEXT_METHOD_METRICS = ("task_acc", "steps", "train_time_s")
+TEXT_CORPORA = ("gt", "teacher", "rft_rollouts")
+
+
+def record_text(profile: str, kind: str, name: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Record one seed's numbers of the text-only validation (notebook 08) in the summary's ``text``
+    section, shaped like ``methods`` / ``corpora``: ``kind`` "method" (TEXT_METHOD_METRICS and ``prior``
+    per text capability) or "corpus" (CORPUS_METRICS). Returns the updated summary."""
+    names, keys = {"method": (TEXT_METHODS, TEXT_METHOD_METRICS), "corpus": (TEXT_CORPORA, CORPUS_METRICS)}[kind]
+    if name not in names:
+        raise ValueError(f"unknown text {kind} {name!r}; {kind}s: {names}")
+    summary = load_summary(profile)
+    slot, n = _seed_slot(summary, seed), len(summary["seeds"])
+    text = summary.setdefault("text", {"methods": {}, "corpora": {}})
+    entry = text[f"{kind}s" if kind == "method" else "corpora"].setdefault(name, {k: [] for k in keys})
+    for key, value in metrics.items():
+        if kind == "method" and key == "prior":
+            entry.setdefault("prior", {})
+            for cap, acc in value.items():
+                entry["prior"][cap] = _put(entry["prior"].get(cap, []), slot, n, acc)
+        elif key in keys:
+            entry[key] = _put(entry.get(key, []), slot, n, value)
+        else:
+            raise ValueError(f"unknown text {kind} metric {key!r}; metrics: {keys}")
+    write_json_atomic(summary_path(profile), summary)
+    return summary
+
+
 def record_fields(profile: str, **fields: Any) -> dict[str, Any]:
     """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``)."""
     summary = load_summary(profile)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 import torch
 from transformers import TrainerCallback
@@ -24,20 +25,20 @@ METRICS_FILE = "metrics.json"
 
 
 class CurveCallback(TrainerCallback):
-    """Evaluates held-out jigsaw (exact ``acc`` and ``hit``) and prior knowledge at step 0, every
-    ``every`` steps and at the last step; appends each point to ``path`` (JSON, written atomically).
+    """Measures the model at step 0, every ``every`` steps and at the last step with ``evaluate`` (a
+    function of the model returning a JSON-able dict, e.g. :func:`evaluate_all` with its sets bound:
+    held-out jigsaw ``acc`` / ``hit`` and prior knowledge), and appends each point to ``path`` (JSON,
+    written atomically).
 
     ``start_cache``: a JSON file for the step-0 point, which is the same for every run that starts from
     the same checkpoint and is scored on the same sets: measured once, then read back."""
 
-    def __init__(self, processor, jigsaw_test, prior_test_sets: dict, every: int, path: str | Path,
-                 batch_size: int = 64, max_new_tokens: int = 48, start_cache: str | Path | None = None):
+    def __init__(self, evaluate: Callable[[Any], dict[str, Any]], every: int, path: str | Path,
+                 start_cache: str | Path | None = None):
         if every < 1:
             raise ValueError(f"eval_every must be >= 1, got {every}")
-        self.processor, self.jigsaw_test, self.prior_test_sets = processor, jigsaw_test, prior_test_sets
-        self.every, self.path = every, Path(path)
+        self.evaluate, self.every, self.path = evaluate, every, Path(path)
         self.start_cache = Path(start_cache) if start_cache else None
-        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.points: list[dict[str, Any]] = []
 
     def measure(self, model, step: int) -> dict[str, Any]:
@@ -45,8 +46,7 @@ class CurveCallback(TrainerCallback):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            point = {"step": step, **evaluate_all(model, self.processor, self.jigsaw_test, self.prior_test_sets,
-                                                  self.batch_size, self.max_new_tokens)}
+            point = {"step": step, **self.evaluate(model)}
         model.train(was_training)
         self.points.append(point)
         results.write_json_atomic(self.path, self.points)
@@ -70,6 +70,20 @@ class CurveCallback(TrainerCallback):
             self.measure(model, state.global_step)
 
 
+class LossLog(TrainerCallback):
+    """Collects the trainer's logged loss and token accuracy as rows (``step``, ``loss``,
+    ``token_accuracy``, ``time_s``: ``perf_counter`` at the log)."""
+
+    def __init__(self):
+        self.rows: list[dict[str, float]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.rows.append({"step": state.global_step, "loss": float(logs["loss"]),
+                              "token_accuracy": float(logs.get("mean_token_accuracy", float("nan"))),
+                              "time_s": time.perf_counter()})
+
+
 class SnapshotCallback(TrainerCallback):
     """Saves the model being trained (with ``processor``) to ``path`` once, at step ``step``: the early
     RFT checkpoint whose rollouts notebook 04 distils."""
@@ -85,7 +99,7 @@ class SnapshotCallback(TrainerCallback):
 def evaluate_all(model, processor, jigsaw_test, prior_test_sets: dict, batch_size: int = 64,
                  max_new_tokens: int = 48) -> dict[str, Any]:
     """Held-out jigsaw ``jigsaw_acc`` / ``jigsaw_hit`` / ``jigsaw_fmt`` and the ``prior`` suite (per
-    capability and ``mean``) of ``model``, by greedy decoding."""
+    capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement)."""
     prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(jigsaw_test["rows"], jigsaw_test["cols"])]
     completions = evaluation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
                                                   max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -114,12 +128,12 @@ def sft_config(cfg: dict[str, Any], output_dir: Path, seed: int, progress: bool 
                      **extra)
 
 
-def grpo_config(cfg: dict[str, Any], output_dir: Path, seed: int):
+def grpo_config(cfg: dict[str, Any], output_dir: Path, seed: int, progress: bool = True):
     """``trl.GRPOConfig`` from a profile's ``rft`` section; every rollout is logged (``log_completions``)
     to ``<output_dir>/completions/*.parquet`` with its rewards and step."""
     from trl import GRPOConfig
 
-    args = _common_args(cfg, output_dir, seed) | {"logging_steps": 1}
+    args = _common_args(cfg, output_dir, seed, progress) | {"logging_steps": 1}
     return GRPOConfig(
         **args, num_generations=cfg["num_generations"], max_completion_length=cfg["max_completion_length"],
         temperature=cfg["temperature"], beta=cfg["beta"], loss_type=cfg["loss_type"],
@@ -138,10 +152,12 @@ def reward_functions(names: list[str]) -> list:
 
 def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any], output_dir: str | Path,
           seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True,
-          peft_config=None) -> dict[str, Any]:
+          peft_config=None, reward_funcs: list | None = None, progress: bool = True) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``) and, with
-    ``save_model``, save the result to ``<output_dir>/model``; ``peft_config``: LoRA through PEFT. Returns (and writes to ``metrics.json``) ``steps`` and
-    ``train_time_s``, plus the final point of a :class:`CurveCallback` among ``callbacks``."""
+    ``save_model``, save the result to ``<output_dir>/model``; ``peft_config``: LoRA through PEFT;
+    ``reward_funcs``: GRPO's rewards (default: the jigsaw rewards named in ``cfg["rewards"]``). Returns
+    (and writes to ``metrics.json``) ``steps`` and ``train_time_s``, plus the final point of a
+    :class:`CurveCallback` among ``callbacks``."""
     from trl import GRPOTrainer, SFTTrainer
 
     if method not in ("sft", "rft"):
@@ -151,12 +167,12 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
     model.train()
     callbacks = list(callbacks)
     if method == "sft":
-        trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, seed), train_dataset=train_dataset,
+        trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
                              processing_class=processor, callbacks=callbacks, peft_config=peft_config)
     else:
         # GRPO builds its reference model from the checkpoint's path when beta > 0 (design.md).
-        trainer = GRPOTrainer(model=model_factory.trainable_source(base_dir), reward_funcs=reward_functions(cfg["rewards"]),
-                              args=grpo_config(cfg, output_dir, seed), train_dataset=train_dataset,
+        trainer = GRPOTrainer(model=model_factory.trainable_source(base_dir), reward_funcs=reward_funcs or reward_functions(cfg["rewards"]),
+                              args=grpo_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
                               processing_class=processor, callbacks=callbacks, peft_config=peft_config)
     t0 = time.perf_counter()
     trainer.train()
@@ -213,8 +229,9 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
         scored_on = {"start": start, "jigsaw": params["jigsaw"], "eval_test_size": len(jigsaw_test),
                      "world": profiles.section(profile, "world"), "benchmarks": profiles.section(profile, "benchmarks")}
         start_cache = profiles.run_dir(profile) / "finetune" / "start_points" / f"{stages.fingerprint(scored_on)}.json"
-        callbacks = [CurveCallback(processor, jigsaw_test, prior_test_sets, cfg["eval_every"], out / CURVES_FILE,
-                                   max_new_tokens=params["jigsaw"]["max_new_tokens"], start_cache=start_cache)]
+        evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,
+                           max_new_tokens=params["jigsaw"]["max_new_tokens"])
+        callbacks = [CurveCallback(evaluate, cfg["eval_every"], out / CURVES_FILE, start_cache=start_cache)]
         if keep_model and cfg.get("snapshot_step", 0) > 0:
             callbacks.append(SnapshotCallback(processor, cfg["snapshot_step"], out / "snapshot"))
         train(method, base_dir, train_dataset, cfg, out, seed, callbacks, save_model=keep_model,
@@ -332,10 +349,11 @@ def frontier_frame(sweeps: dict[str, dict[float, dict[str, Any]]]) -> "pd.DataFr
                          for name, sweep in sweeps.items() for lr, run in sweep.items()])
 
 
-def main_table(methods: dict[str, dict[int, dict[str, Any]]]) -> "pd.DataFrame":
-    """The paper's main table from our runs: per method (``{name: {seed: run}}``) the steps, final jigsaw
-    exact accuracy and the change of each prior capability from the base (points, i.e. x100), each as
-    ``mean +- sd`` over seeds."""
+def main_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy: str = "jigsaw_acc",
+               label: str = "jigsaw exact (%)") -> "pd.DataFrame":
+    """The paper's main table from our runs: per method (``{name: {seed: run}}``) the steps, final
+    new-task accuracy (the runs' ``accuracy`` key, as column ``label``) and the change of each prior
+    capability from the base (points, i.e. x100), each as ``mean +- sd`` over seeds."""
     import numpy as np
     import pandas as pd
 
@@ -347,7 +365,7 @@ def main_table(methods: dict[str, dict[int, dict[str, Any]]]) -> "pd.DataFrame":
     for name, runs in methods.items():
         runs = list(runs.values())
         row = {"method": name, "steps": fmt([r["steps"] for r in runs]),
-               "jigsaw exact (%)": fmt([r["jigsaw_acc"] for r in runs], 100)}
+               label: fmt([r[accuracy] for r in runs], 100)}
         for cap in runs[0]["prior"]:
             row[f"Δ {cap}"] = fmt([r["prior"][cap] - r["curves"][0]["prior"][cap] for r in runs], 100)
         rows.append(row)

@@ -60,6 +60,9 @@ def _numbers(summary: dict) -> dict:
     out = {k: v for k, v in summary.items() if k != "wall_time_s"}
     out["methods"] = {m: {k: v for k, v in entry.items() if k != "train_time_s"}
                       for m, entry in summary["methods"].items()}
+    if "text" in summary:
+        out["text"] = summary["text"] | {"methods": {m: {k: v for k, v in entry.items() if k != "train_time_s"}
+                                                     for m, entry in summary["text"]["methods"].items()}}
     return out
 
 

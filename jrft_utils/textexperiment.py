@@ -1,0 +1,295 @@
+"""The text-only validation (notebook 08): the paper's trade-off in a tiny language model.
+
+The same steps as the vision experiment, on the text world of :mod:`jrft_utils.textworld`, through the
+same machinery: TRL's trainers via :func:`training.train`, the :class:`training.CurveCallback`, stage
+caching, :mod:`jrft_utils.dynamics` for LBK and NLL, and the summary (its ``text`` section).
+
+1. :func:`pretrain`: a tiny ``Qwen2ForCausalLM`` learns arithmetic and science (cached stage).
+2. :func:`run_method`: SFT on answers (``sft_gt``), GRPO (``rft``), SFT on the teacher's reasoning
+   (``sft_teacher``) and SFT on the final RFT model's correct rollouts (``sft_rft_rollouts``), one run per
+   seed, each with curves of task accuracy and prior knowledge.
+3. :func:`corpus_dynamics`: LBK, direction and NLL under the base of each SFT corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jrft_utils import dynamics, evaluation, profiles, results, stages, textworld, training
+from jrft_utils import model as model_factory
+
+METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
+CORPORA = ("gt", "teacher", "rft_rollouts")
+CORPUS_OF = {"sft_gt": "gt", "sft_teacher": "teacher", "sft_rft_rollouts": "rft_rollouts"}
+NOTEBOOK = "08_text_only"
+
+
+def run_dir(profile: str) -> Path:
+    """Where the text experiment of ``profile`` keeps its stages."""
+    return profiles.run_dir(profile) / "text"
+
+
+def base_dir(profile: str) -> Path:
+    """The text base checkpoint."""
+    return run_dir(profile) / "base"
+
+
+def conversational(prompt: str, completion: str | None = None) -> dict[str, Any]:
+    """One TRL conversational row: ``prompt`` (a user turn) and, given, ``completion``."""
+    row: dict[str, Any] = {"prompt": [{"role": "user", "content": prompt}]}
+    if completion is not None:
+        row["completion"] = [{"role": "assistant", "content": completion}]
+    return row
+
+
+def sft_dataset(samples: list[dict[str, Any]]):
+    """``{"prompt", "completion"}`` samples as a TRL conversational prompt-completion ``Dataset``."""
+    from datasets import Dataset
+
+    if not samples:
+        raise ValueError("no training samples")
+    return Dataset.from_list([conversational(s["prompt"], s["completion"]) for s in samples])
+
+
+def tokenizer_words() -> tuple[str, ...]:
+    """Every word the text world, the task and the teacher use."""
+    return textworld.VOCABULARY
+
+
+# --------------------------------------------------------------------------------------------------
+# The base
+
+
+def pretrain(profile: str, seed: int | None = None, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+    """Build the tiny text decoder and train it with ``SFTTrainer`` on the text world (cached stage in
+    :func:`base_dir`); ``overrides``: knobs of the ``text_pretrain`` section. Returns the pretraining log
+    (loss rows, time, parameter count, checkpoint)."""
+    from trl import SFTTrainer
+
+    cfg = profiles.section(profile, "text_pretrain", **overrides)
+    model_cfg = profiles.section(profile, "text_model")
+    world_cfg = profiles.section(profile, "text_world")
+    seed = profiles.section(profile, "run")["base_seed"] if seed is None else seed
+    out = base_dir(profile)
+    params = {"pretrain": cfg, "model": model_cfg, "world": world_cfg["train_per_capability"], "seed": seed,
+              "vocabulary": tokenizer_words()}
+    if stages.cached(out, params) is not None:
+        return json.loads((out / "pretrain_log.json").read_text()) | {"cached": True}
+    shutil.rmtree(out, ignore_errors=True)
+    torch.set_num_threads(profiles.section(profile, "pretrain")["threads"])
+    samples = [s for cap in textworld.CAPABILITIES
+               for s in textworld.generate(cap, world_cfg["train_per_capability"], seed)]
+    tokenizer = model_factory.build_tokenizer(tokenizer_words())
+    model = model_factory.build_text_model(tokenizer, seed, **model_cfg)
+    log = training.LossLog()
+    trainer = SFTTrainer(model=model, args=training.sft_config(cfg, out / "trainer", seed, progress=progress),
+                         train_dataset=sft_dataset(samples), processing_class=tokenizer, callbacks=[log])
+    t0 = time.perf_counter()
+    trainer.train()
+    info = {"checkpoint": str(out), "seed": seed, "steps": cfg["steps"], "train_time_s": time.perf_counter() - t0,
+            "n_samples": len(samples), "params": model_factory.count_parameters(model), "log": log.rows}
+    tokenizer.padding_side = "left"
+    model_factory.save_checkpoint(model.eval(), tokenizer, out)
+    shutil.rmtree(out / "trainer", ignore_errors=True)
+    results.write_json_atomic(out / "pretrain_log.json", info)
+    stages.mark_done(out, params, {"train_time_s": info["train_time_s"]})
+    return info | {"cached": False}
+
+
+def load_base(profile: str):
+    """``(model, tokenizer)`` of the text base; a clear error when notebook 08 has not made it."""
+    path = base_dir(profile)
+    if not (path / stages.STAGE_FILE).exists():
+        raise profiles.missing_artifact("text base model", path, NOTEBOOK, profile)
+    return model_factory.load_checkpoint(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def test_sets(profile: str) -> dict[str, list[dict[str, Any]]]:
+    """The fixed held-out prior-knowledge sets of the text world."""
+    return textworld.build_test_sets(profiles.section(profile, "text_world")["test_per_capability"])
+
+
+def task_split(profile: str, split: str) -> list[dict[str, Any]]:
+    """The new task's items of ``split`` (the profile's sizes and list lengths; the same for every seed)."""
+    cfg = profiles.section(profile, "text_world")
+    n = cfg["task_train_size"] if split == "train" else cfg["task_test_size"]
+    return textworld.make_tasks(n, split, seed=cfg["data_seed"], min_len=cfg["min_len"], max_len=cfg["max_len"])
+
+
+def evaluate(model, tokenizer, prior_sets: dict[str, list[dict[str, Any]]], tasks: list[dict[str, Any]],
+             batch_size: int = 100, max_new_tokens: int = 32, progress: bool = False) -> dict[str, Any]:
+    """Greedy held-out ``task_acc`` / ``task_fmt`` on ``tasks`` and ``prior`` accuracy per capability
+    (and ``mean``) on ``prior_sets``, in one batched generation pass."""
+    flat = [(cap, s) for cap, samples in prior_sets.items() for s in samples]
+    prompts = [s["prompt"] for _, s in flat] + [t["prompt"] for t in tasks]
+    outs = evaluation.generate_completions(model, tokenizer, None, prompts, max_new_tokens, batch_size,
+                                           progress=progress, desc="text evaluation")
+    per_cap: dict[str, list[float]] = {cap: [] for cap in prior_sets}
+    for (cap, s), out in zip(flat, outs):
+        per_cap[cap].append(textworld.score(out, s["target"]))
+    prior = {cap: sum(v) / len(v) for cap, v in per_cap.items()}
+    prior["mean"] = sum(prior[c] for c in per_cap) / len(per_cap)
+    task_scores = [textworld.score_task(o, t["answer"]) for o, t in zip(outs[len(flat):], tasks)]
+    return {"task_acc": sum(s["acc"] for s in task_scores) / len(tasks),
+            "task_fmt": sum(s["fmt"] for s in task_scores) / len(tasks), "prior": prior}
+
+
+def reachability(model, tokenizer, tasks: list[dict[str, Any]], samples_per_task: int = 8,
+                 temperature: float = 1.0, max_new_tokens: int = 32, seed: int = 0) -> dict[str, Any]:
+    """Share of sampled completions (``samples_per_task`` per task, as GRPO samples them) that follow
+    the template, whose answer is one digit, and that are exactly right: whether GRPO can start."""
+    prompts = [t["prompt"] for t in tasks for _ in range(samples_per_task)]
+    outs = evaluation.generate_completions(model, tokenizer, None, prompts, max_new_tokens, 128,
+                                           temperature=temperature, seed=seed, desc="sampling")
+    answers = [t["answer"] for t in tasks for _ in range(samples_per_task)]
+    scores = [textworld.score_task(o, a) for o, a in zip(outs, answers)]
+    groups = [scores[i:i + samples_per_task] for i in range(0, len(scores), samples_per_task)]
+    return {"samples": len(outs), "template": sum(map(textworld.jigsaw.follows_template, outs)) / len(outs),
+            "one digit": sum(textworld.parse_answer(o) is not None for o in outs) / len(outs),
+            "exact": sum(s["acc"] for s in scores) / len(outs),
+            "groups with a right answer": sum(any(s["acc"] for s in g) for g in groups) / len(groups),
+            "examples": outs[:4]}
+
+
+# --------------------------------------------------------------------------------------------------
+# Corpora and fine-tuning
+
+
+def grpo_dataset(tasks: list[dict[str, Any]]):
+    """Tasks as a TRL GRPO dataset: conversational ``prompt`` and ``answer`` (the rewards' truth)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([conversational(t["prompt"]) | {"answer": t["answer"]} for t in tasks])
+
+
+def rft_run_dir(profile: str, seed: int) -> Path:
+    """The GRPO run of ``seed``, whose final model writes the ``rft_rollouts`` corpus."""
+    return run_dir(profile) / "rft" / f"seed{seed}"
+
+
+def corpus_samples(profile: str, name: str, seed: int) -> list[dict[str, Any]]:
+    """Corpus ``name`` (``gt``, ``teacher`` or ``rft_rollouts``) on the training tasks, as
+    ``{"prompt", "completion"}`` samples. ``rft_rollouts``: ``num_samples`` completions of the final RFT
+    model of ``seed`` per task, sampled at ``temperature``, the first right one kept (cached); tasks with
+    none are left out (unless ``require_correct`` is off, as in the smoke profile)."""
+    if name not in CORPORA:
+        raise ValueError(f"unknown text corpus {name!r}; corpora: {CORPORA}")
+    tasks = task_split(profile, "train")
+    if name == "gt":
+        return [{"prompt": t["prompt"], "completion": textworld.gt_completion(t["answer"])} for t in tasks]
+    if name == "teacher":
+        return [{"prompt": t["prompt"], "completion": textworld.teacher_completion(t["digits"])}
+                for t in tasks]
+    cfg = profiles.section(profile, "text_corpora")
+    source = rft_run_dir(profile, seed)
+    out = run_dir(profile) / "corpora" / f"rft_rollouts_seed{seed}"
+    params = {"cfg": cfg, "seed": seed, "rft": stages.stage_fingerprint(source, NOTEBOOK, profile),
+              "world": profiles.section(profile, "text_world")}
+    if stages.cached(out, params) is None:
+        model, tokenizer = model_factory.load_checkpoint(source / "model")
+        k = cfg["num_samples"]
+        outs = evaluation.generate_completions(model, tokenizer, None, [t["prompt"] for t in tasks for _ in range(k)],
+                                               cfg["max_new_tokens"], cfg["batch_size"], temperature=cfg["temperature"],
+                                               seed=seed, desc="sampling rollouts")
+        kept = []
+        for i, t in enumerate(tasks):
+            right = [o for o in outs[i * k:(i + 1) * k] if textworld.score_task(o, t["answer"])["acc"] == 1.0]
+            if right or not cfg["require_correct"]:
+                kept.append({"prompt": t["prompt"], "completion": (right or outs[i * k:(i + 1) * k])[0]})
+        results.write_json_atomic(out / "corpus.json", kept)
+        stages.mark_done(out, params, {"size": len(kept), "of": len(tasks)})
+    return json.loads((out / "corpus.json").read_text())
+
+
+def finetune(profile: str, method: str, seed: int, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+    """One cached fine-tuning run of the text base: ``rft`` (GRPO on the new task; ``overrides``
+    are ``text_rft`` knobs) or an SFT method of :data:`CORPUS_OF` (``text_sft`` knobs). Returns
+    ``metrics.json`` (steps, train time, final point) plus ``curves``."""
+    if method not in CORPUS_OF and method != "rft":
+        raise ValueError(f"unknown text method {method!r}; methods: {METHODS[1:]}")
+    section = "text_rft" if method == "rft" else "text_sft"
+    cfg = profiles.section(profile, section, **overrides)
+    base = base_dir(profile)
+    out = rft_run_dir(profile, seed) if method == "rft" else run_dir(profile) / method / f"seed{seed}"
+    inputs = {"base": stages.stage_fingerprint(base, NOTEBOOK, profile)}
+    if method == "sft_rft_rollouts":
+        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), NOTEBOOK, profile)
+    params = {"method": method, "cfg": cfg, "seed": seed, "world": profiles.section(profile, "text_world"),
+              "inputs": inputs}
+    done = stages.cached(out, params)
+    if done is None:
+        shutil.rmtree(out, ignore_errors=True)
+        tokenizer = model_factory.load_checkpoint(base)[1]
+        prior_sets, tasks = test_sets(profile), task_split(profile, "test")
+        evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks)
+        start_cache = run_dir(profile) / "start_points" / f"{stages.fingerprint(params['world'] | inputs)}.json"
+        callbacks = [training.CurveCallback(evaluate_fn, cfg["eval_every"], out / training.CURVES_FILE,
+                                            start_cache=start_cache)]
+        if method == "rft":
+            data, kind, rewards = grpo_dataset(task_split(profile, "train")), "rft", list(textworld.REWARD_FUNCS)
+        else:
+            data, kind, rewards = sft_dataset(corpus_samples(profile, CORPUS_OF[method], seed)), "sft", None
+        training.train(kind, base, data, cfg, out, seed, callbacks, save_model=method == "rft",
+                       reward_funcs=rewards, progress=progress)
+        done = json.loads((out / training.METRICS_FILE).read_text())
+        stages.mark_done(out, params, done)
+    return done | {"curves": training.load_curves(out), "dir": str(out)}
+
+
+def run_methods(profile: str, seeds: list[int], sft: dict[str, Any] | None = None,
+                rft: dict[str, Any] | None = None, progress: bool = True) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every fine-tuning method for every seed (RFT first: its rollouts make a corpus), with ``sft`` /
+    ``rft`` overrides of the recipes, recorded in the summary's ``text`` section together with the base
+    (the curves' step 0). A seed whose RFT model solved no training task has no ``sft_rft_rollouts`` run."""
+    runs: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in ("rft", "sft_gt", "sft_teacher", "sft_rft_rollouts")}
+    for seed in seeds:
+        for method in runs:
+            if method == "sft_rft_rollouts" and not corpus_samples(profile, "rft_rollouts", seed):
+                continue
+            runs[method][seed] = finetune(profile, method, seed, progress, **((rft if method == "rft" else sft) or {}))
+    for method, by_seed in runs.items():
+        for seed, run in by_seed.items():
+            results.record_text(profile, "method", method, seed, summary_metrics(run))
+    first = next(iter(runs["rft"].values()))
+    for seed in seeds:
+        results.record_text(profile, "method", "base", seed, {"task_acc": first["curves"][0]["task_acc"],
+                                                              "prior": first["curves"][0]["prior"]})
+    return runs
+
+
+def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's numbers in the shape of the summary's ``text.methods`` entries."""
+    return {k: run[k] for k in ("task_acc", "steps", "train_time_s", "prior")}
+
+
+def corpus_dynamics(profile: str, seeds: list[int]) -> "pd.DataFrame":
+    """LBK, direction and NLL under the base of every corpus (and seed), against the prior-knowledge test
+    sets as probes (the profile's ``dynamics.n_u`` / ``n_v``); recorded in the summary."""
+    import pandas as pd
+
+    model, tokenizer = load_base(profile)
+    cfg = profiles.section(profile, "dynamics")
+    probes = test_sets(profile)
+    rows = []
+    for name in CORPORA:
+        for seed in seeds:
+            samples = corpus_samples(profile, name, seed)
+            if not samples:
+                continue
+            res = dynamics.corpus_dynamics(model, tokenizer, samples, probes, n_u=cfg["n_u"], n_v=cfg["n_v"], seed=seed)
+            rows.append({"corpus": name, "seed": seed, "size": len(samples),
+                         **{k: res[k] for k in ("lbk", "direction", "cosine", "nll", "ppl")}})
+            results.record_text(profile, "corpus", name, seed,
+                                {"lbk": res["lbk"], "direction": res["direction"], "nll_base": res["nll"]})
+    return pd.DataFrame(rows)

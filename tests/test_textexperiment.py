@@ -1,0 +1,117 @@
+"""The text-only validation (notebook 08) on the smoke profile: the text base, its checkpoint, the
+dynamics machinery on a text model, the fine-tuning stages, the summary's text section and claim 9."""
+
+import json
+
+import pytest
+import torch
+
+from jrft_utils import claims, dynamics, evaluation, results, stages, textworld
+from jrft_utils import model as model_factory
+from jrft_utils import textexperiment as tx
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    tokenizer = model_factory.build_tokenizer(tx.tokenizer_words())
+    return model_factory.build_text_model(tokenizer, 0, hidden=32, layers=1, heads=4, kv_heads=2, intermediate=64), tokenizer
+
+
+def _samples(n=3):
+    return [{"prompt": s["prompt"], "completion": s["completion"]} for s in textworld.generate("arithmetic", n, seed=0)]
+
+
+def test_text_checkpoint_round_trip_keeps_the_word_level_tokenizer(text_model, tmp_path):
+    model, tokenizer = text_model
+    model_factory.save_checkpoint(model, tokenizer, tmp_path / "ckpt")
+    assert model_factory.is_text_only(tmp_path / "ckpt")
+    loaded, tok = model_factory.load_checkpoint(tmp_path / "ckpt")
+    text = "<|im_start|> user what is 3 + 5 ? <|im_end|>"
+    assert tok(text)["input_ids"] == tokenizer(text)["input_ids"]  # not Qwen2's BPE tokenizer
+    assert tok.decode(tok(text)["input_ids"]) == text and tok.padding_side == "left"
+    prompts = ["what is 3 + 5 ?", "does a robin have gills ?", "what is 1 + 1 - 2 ?"]
+    assert evaluation.generate_completions(loaded, tok, None, prompts, 6, batch_size=2, progress=False) == \
+        evaluation.generate_completions(loaded, tok, None, prompts, 6, batch_size=3, progress=False)
+
+
+def test_text_batches_mask_exactly_the_completion(text_model):
+    _, tokenizer = text_model
+    samples = _samples()
+    batch = dynamics.make_batch(tokenizer, samples)
+    assert batch.pixel_values is None
+    for i, s in enumerate(samples):
+        ids = batch.input_ids[i][batch.completion_mask[i].bool()].tolist()
+        assert tokenizer.decode(ids) == f"{s['completion']} <|im_end|>"
+    with pytest.raises(ValueError, match="mix"):
+        dynamics.make_batch(tokenizer, samples[:1] + [{**samples[1], "image": None}])
+
+
+def test_text_per_sample_grads_match_the_loop_and_the_first_order_prediction(text_model):
+    model, tokenizer = text_model
+    model = model.double()
+    samples = _samples(4)
+    batched = dynamics.per_sample_grads(model, tokenizer, samples, chunk_size=3)
+    looped = dynamics.per_sample_grads_loop(model, tokenizer, samples)
+    # eager attention (used under vmap) takes its softmax in float32: agreement to ~1e-7 (as for vision)
+    assert torch.allclose(batched, looped, rtol=1e-5, atol=1e-6 * float(looped.abs().max()))
+    rows = dynamics.first_order_check(model, tokenizer, samples[:1], samples[1:], [1e-5])
+    assert max(r["rel_error"] for r in rows) < 0.1
+    model.float()
+
+
+def test_text_experiment_end_to_end_on_smoke(tmp_path):
+    results.start_summary("smoke")
+    info = tx.pretrain("smoke", progress=False)
+    assert not info["cached"] and tx.pretrain("smoke", progress=False)["cached"]
+    rft = tx.finetune("smoke", "rft", 0, progress=False)
+    assert rft["steps"] == 2 and [p["step"] for p in rft["curves"]] == [0, 1, 2]
+    assert set(rft["curves"][0]) == {"step", "task_acc", "task_fmt", "prior"}
+    corpus = tx.corpus_samples("smoke", "rft_rollouts", 0)  # the smoke profile keeps wrong rollouts too
+    assert len(corpus) == len(tx.task_split("smoke", "train"))
+    runs = tx.run_methods("smoke", [0], progress=False)
+    assert set(runs) == {"rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
+    assert runs["sft_gt"][0]["curves"][0] == runs["rft"][0]["curves"][0]  # one base, one step-0 point
+    frame = tx.corpus_dynamics("smoke", [0])
+    assert list(frame["corpus"]) == ["gt", "teacher", "rft_rollouts"]
+    text = results.load_summary("smoke")["text"]
+    assert set(text["methods"]) == {"base", "rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
+    assert set(text["corpora"]["gt"]) == {"lbk", "direction", "nll_base"}
+    # a changed recipe is a new stage: the RFT run is redone, and the corpus made from it too
+    before = stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke")
+    tx.finetune("smoke", "rft", 0, progress=False, learning_rate=3e-4)
+    assert stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke") != before
+    with pytest.raises(ValueError, match="unknown text method"):
+        tx.finetune("smoke", "sft_early_rollouts", 0)
+
+
+def test_missing_text_base_names_the_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="08_text_only"):
+        tx.load_base("smoke")
+
+
+def _text_summary(drops: dict[str, float], nll: dict[str, float]) -> dict:
+    methods = {"base": {"task_acc": [0.2], "prior": {"mean": [1.0]}}}
+    methods |= {m: {"task_acc": [0.9], "prior": {"mean": [1.0 - d]}} for m, d in drops.items()}
+    return {"methods": methods, "corpora": {c: {"nll_base": [v]} for c, v in nll.items()}}
+
+
+@pytest.mark.parametrize("drops, nll, verdict", [
+    ({"sft_gt": 0.6, "rft": 0.1, "sft_teacher": 0.5, "sft_rft_rollouts": 0.2}, {"gt": 2, "teacher": 3, "rft_rollouts": 1}, "yes"),
+    ({"sft_gt": 0.6, "rft": 0.1, "sft_teacher": 0.1, "sft_rft_rollouts": 0.2}, {"gt": 2, "teacher": 3, "rft_rollouts": 1}, "partial"),
+    ({"sft_gt": 0.6, "rft": 0.7, "sft_teacher": 0.5, "sft_rft_rollouts": 0.2}, {"gt": 2, "teacher": 3, "rft_rollouts": 1}, "no"),
+])
+def test_claim_9_follows_the_text_numbers(drops, nll, verdict):
+    ours, judged = claims._text_claim(_text_summary(drops, nll))
+    assert judged == verdict and "RFT" in ours
+    assert claims._text_claim({}) == ("not run (notebook 08)", "no")
+
+
+def test_record_text_rejects_unknown_names():
+    results.start_summary("smoke")
+    with pytest.raises(ValueError, match="unknown text method"):
+        results.record_text("smoke", "method", "sft_early_rollouts", 0, {"task_acc": 0.1})
+    with pytest.raises(ValueError, match="unknown text corpus metric"):
+        results.record_text("smoke", "corpus", "gt", 0, {"ppl": 1.0})
+    summary = results.record_text("smoke", "method", "rft", 0, {"task_acc": 0.5, "prior": {"mean": 0.9}})
+    assert json.loads(results.summary_path("smoke").read_text())["text"] == summary["text"]
