@@ -55,14 +55,15 @@ def plot_curves(frame, metrics: list[str], hue: str = "method", title: str = "",
     return grid.figure
 
 
-def plot_frontier(frame, base_prior: float, title: str = "Forgetting frontier"):
+def plot_frontier(frame, base_prior: float, title: str = "Forgetting frontier",
+                  xlabel: str = "jigsaw exact accuracy (held-out)"):
     """Prior-knowledge retention (final mean prior accuracy / the base's) against final jigsaw exact
     accuracy, one point per run, marker per learning rate, colour per method."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     data = frame.assign(retention=frame["prior_mean"] / base_prior)
     sns.scatterplot(data=data, x="jigsaw_acc", y="retention", hue="method", style="learning rate", s=90, ax=ax)
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="base")
-    ax.set(xlabel="jigsaw exact accuracy (held-out)", ylabel="prior knowledge retained (fraction of base)",
+    ax.set(xlabel=xlabel, ylabel="prior knowledge retained (fraction of base)",
            title=title, xlim=(-0.03, 1.03))
     ax.legend(loc="best", fontsize=8)
     return fig

@@ -221,11 +221,13 @@ def finetune(profile: str, method: str, seed: int, progress: bool = True, **over
     section = "text_rft" if method == "rft" else "text_sft"
     cfg = profiles.section(profile, section, **overrides)
     base = base_dir(profile)
-    out = rft_run_dir(profile, seed) if method == "rft" else run_dir(profile) / method / f"seed{seed}"
+    out = rft_run_dir(profile, seed) if method == "rft" else \
+        run_dir(profile) / method / f"lr{cfg['learning_rate']:g}" / f"seed{seed}"
     inputs = {"base": stages.stage_fingerprint(base, NOTEBOOK, profile)}
     if method == "sft_rft_rollouts":
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), NOTEBOOK, profile)
-    params = {"method": method, "cfg": cfg, "seed": seed, "world": profiles.section(profile, "text_world"),
+    recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
+    params = {"method": method, "cfg": recipe, "seed": seed, "world": profiles.section(profile, "text_world"),
               "inputs": inputs}
     done = stages.cached(out, params)
     if done is None:
@@ -266,6 +268,18 @@ def run_methods(profile: str, seeds: list[int], sft: dict[str, Any] | None = Non
         results.record_text(profile, "method", "base", seed, {"task_acc": first["curves"][0]["task_acc"],
                                                               "prior": first["curves"][0]["prior"]})
     return runs
+
+
+def sft_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None,
+              progress: bool = True) -> dict[str, dict[float, dict[str, Any]]]:
+    """Every SFT corpus at each rate of ``text_sft.lr_sweep`` (with the ``sft`` overrides) for one seed;
+    runs at the main rate are reused from :func:`run_methods`. Returns ``{method: {learning_rate: run}}``,
+    for the forgetting frontier."""
+    sft = dict(sft or {})
+    rates = profiles.section(profile, "text_sft", **sft)["lr_sweep"]
+    sft = {k: v for k, v in sft.items() if k != "learning_rate"}
+    return {method: {lr: finetune(profile, method, seed, progress, learning_rate=lr, **sft) for lr in rates}
+            for method in CORPUS_OF if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
 
 
 def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,10 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     runs = tx.run_methods("smoke", [0], progress=False)
     assert set(runs) == {"rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
     assert runs["sft_gt"][0]["curves"][0] == runs["rft"][0]["curves"][0]  # one base, one step-0 point
+    sweep = tx.sft_sweep("smoke", 0, sft={"lr_sweep": [1e-4, 3e-4]}, progress=False)
+    assert set(sweep["sft_gt"]) == {1e-4, 3e-4}
+    assert sweep["sft_gt"][1e-4]["dir"] == runs["sft_gt"][0]["dir"]  # the main run, reused
+    assert sweep["sft_gt"][3e-4]["dir"] != runs["sft_gt"][0]["dir"]
     frame = tx.corpus_dynamics("smoke", [0])
     assert list(frame["corpus"]) == ["gt", "teacher", "rft_rollouts"]
     text = results.load_summary("smoke")["text"]
