@@ -153,9 +153,10 @@ def evaluate(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _text_claim(text: dict[str, Any]) -> tuple[str, str]:
-    """Claim 9 from the summary's ``text`` section (notebook 08): ``yes`` when RFT forgets less than SFT
-    on answers, the SFT drops order gt > teacher > rft_rollouts, and the RFT rollouts have the lowest NLL
-    under the base; ``partial`` when RFT and SFT on its rollouts both forget less than SFT on answers."""
+    """Claim 9 from the summary's ``text`` section (notebook 08), with the vision claims' orderings:
+    ``yes`` when RFT forgets less than SFT on answers, the SFT drops order gt > teacher > rft_rollouts
+    (claim 5), LBK orders the same way (claim 6) and the RFT rollouts have the lowest NLL under the base
+    (claim 7); ``partial`` when RFT and SFT on its rollouts both forget less than SFT on answers."""
     methods, corpora = text.get("methods", {}), text.get("corpora", {})
     needed = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
     if not all(m in methods and methods[m].get("prior", {}).get("mean") for m in needed):
@@ -163,10 +164,14 @@ def _text_claim(text: dict[str, Any]) -> tuple[str, str]:
     base = _mean(methods["base"]["prior"]["mean"])
     drops = {m: base - _mean(methods[m]["prior"]["mean"]) for m in needed[1:]}
     nll = {n: _mean(c["nll_base"]) for n, c in corpora.items() if c.get("nll_base")}
+    lbk = {n: _mean(c["lbk"]) for n, c in corpora.items() if c.get("lbk")}
     ours = ("prior drop (pts) " + " / ".join(f"{paper.METHOD_NAMES[m]} {d * 100:.1f}" for m, d in drops.items())
             + "; task exact " + " / ".join(f"{_mean(methods[m]['task_acc']) * 100:.0f}%" for m in needed[1:])
+            + ("; LBK " + " / ".join(f"{n} {v:.3g}" for n, v in lbk.items()) if lbk else "")
             + ("; NLL/token " + " / ".join(f"{n} {v:.3g}" for n, v in nll.items()) if nll else ""))
     rft_less = drops["rft"] < drops["sft_gt"] and drops["sft_rft_rollouts"] < drops["sft_gt"]
     ordered = drops["sft_gt"] > drops["sft_teacher"] > drops["sft_rft_rollouts"]
+    names = ("gt", "teacher", "rft_rollouts")
+    lbk_ordered = all(n in lbk for n in names) and lbk["gt"] > lbk["teacher"] > lbk["rft_rollouts"]
     lowest = bool(nll) and min(nll, key=nll.get) == "rft_rollouts"
-    return ours, "yes" if rft_less and ordered and lowest else "partial" if rft_less else "no"
+    return ours, "yes" if rft_less and ordered and lbk_ordered and lowest else "partial" if rft_less else "no"

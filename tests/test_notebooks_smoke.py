@@ -110,8 +110,9 @@ def test_same_seed_same_numbers_even_after_kill_and_resume(smoke_run, resumed_ru
 
 
 def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
-    result = subprocess.run([*RUNNER, "--seeds", "1"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=1200, env=resumed_run["env"])
+    # up to notebook 05, which measures the corpora's LBK: the later notebooks add nothing this test reads
+    result = subprocess.run([*RUNNER, "--seeds", "1", "--only", "00", "01", "02", "03", "04", "05"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=1200, env=resumed_run["env"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     seed0, seed1 = _summary(smoke_run[1]), _summary(resumed_run["run"])
     assert seed1["seeds"] == [1]

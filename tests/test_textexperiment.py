@@ -94,19 +94,25 @@ def test_missing_text_base_names_the_notebook(tmp_path, monkeypatch):
         tx.load_base("smoke")
 
 
-def _text_summary(drops: dict[str, float], nll: dict[str, float]) -> dict:
+def _text_summary(drops: dict[str, float], nll: dict[str, float], lbk: dict[str, float]) -> dict:
     methods = {"base": {"task_acc": [0.2], "prior": {"mean": [1.0]}}}
     methods |= {m: {"task_acc": [0.9], "prior": {"mean": [1.0 - d]}} for m, d in drops.items()}
-    return {"methods": methods, "corpora": {c: {"nll_base": [v]} for c, v in nll.items()}}
+    return {"methods": methods, "corpora": {c: {"nll_base": [v], "lbk": [lbk[c]]} for c, v in nll.items()}}
 
 
-@pytest.mark.parametrize("drops, nll, verdict", [
-    ({"sft_gt": 0.6, "rft": 0.1, "sft_teacher": 0.5, "sft_rft_rollouts": 0.2}, {"gt": 2, "teacher": 3, "rft_rollouts": 1}, "yes"),
-    ({"sft_gt": 0.6, "rft": 0.1, "sft_teacher": 0.1, "sft_rft_rollouts": 0.2}, {"gt": 2, "teacher": 3, "rft_rollouts": 1}, "partial"),
-    ({"sft_gt": 0.6, "rft": 0.7, "sft_teacher": 0.5, "sft_rft_rollouts": 0.2}, {"gt": 2, "teacher": 3, "rft_rollouts": 1}, "no"),
+ORDERED = {"sft_gt": 0.6, "rft": 0.1, "sft_teacher": 0.5, "sft_rft_rollouts": 0.2}
+NLL = {"gt": 2, "teacher": 3, "rft_rollouts": 1}
+LBK = {"gt": 3.0, "teacher": 2.0, "rft_rollouts": 1.0}
+
+
+@pytest.mark.parametrize("drops, nll, lbk, verdict", [
+    (ORDERED, NLL, LBK, "yes"),
+    (ORDERED, NLL, {**LBK, "rft_rollouts": 9.0}, "partial"),  # LBK ordering reversed
+    ({**ORDERED, "sft_teacher": 0.1}, NLL, LBK, "partial"),
+    ({**ORDERED, "rft": 0.7}, NLL, LBK, "no"),
 ])
-def test_claim_9_follows_the_text_numbers(drops, nll, verdict):
-    ours, judged = claims._text_claim(_text_summary(drops, nll))
+def test_claim_9_follows_the_text_numbers(drops, nll, lbk, verdict):
+    ours, judged = claims._text_claim(_text_summary(drops, nll, lbk))
     assert judged == verdict and "RFT" in ours
     assert claims._text_claim({}) == ("not run (notebook 08)", "no")
 
