@@ -131,18 +131,28 @@ def build_model(profile: str, seed: int, processor: LlavaProcessor | None = None
         num_hidden_layers=cfg["vision_layers"], num_attention_heads=cfg["vision_heads"],
         image_size=cfg["image_size"], patch_size=cfg["patch_size"], projection_dim=cfg["vision_hidden"],
     )
-    text = Qwen2Config(
-        vocab_size=len(tok), hidden_size=cfg["text_hidden"], intermediate_size=cfg["intermediate"],
-        num_hidden_layers=cfg["text_layers"], num_attention_heads=cfg["text_heads"],
-        num_key_value_heads=cfg["text_kv_heads"], max_position_embeddings=256, tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )
+    text = _decoder_config(tok, cfg["text_hidden"], cfg["text_layers"], cfg["text_heads"], cfg["text_kv_heads"],
+                           cfg["intermediate"])
     config = LlavaConfig(
         vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids(IMAGE),
         vision_feature_select_strategy="default", vision_feature_layer=-1, projector_hidden_act="gelu",
         tie_word_embeddings=True,
     )
-    model = LlavaForConditionalGeneration(config)
+    return _greedy(LlavaForConditionalGeneration(config), tok)
+
+
+def _decoder_config(tok, hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int) -> Qwen2Config:
+    """The small Qwen2 decoder's config for tokenizer ``tok`` (tied embeddings, 256 positions)."""
+    return Qwen2Config(
+        vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=256,
+        tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+
+
+def _greedy(model, tok):
+    """``model`` with its generation config set to ``tok``'s special tokens and greedy decoding."""
     gen = model.generation_config
     gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = tok.eos_token_id, tok.pad_token_id, tok.bos_token_id
     gen.do_sample, gen.max_length = False, None
@@ -154,17 +164,7 @@ def build_text_model(tokenizer, seed: int, hidden: int, layers: int, heads: int,
     """A freshly initialised text-only ``Qwen2ForCausalLM`` for ``tokenizer`` (the text-only validation of
     notebook 08), built like the decoder of :func:`build_model`."""
     torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=256,
-        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    model = Qwen2ForCausalLM(config)
-    gen = model.generation_config
-    gen.eos_token_id, gen.pad_token_id, gen.bos_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id
-    gen.do_sample, gen.max_length = False, None
-    return model
+    return _greedy(Qwen2ForCausalLM(_decoder_config(tokenizer, hidden, layers, heads, kv_heads, intermediate)), tokenizer)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -85,39 +85,39 @@ def _put(values: list, slot: int, n: int, value: Any) -> list:
     return values
 
 
+def _record(profile: str, section: tuple[str, ...], label: str, plural: str, names: tuple[str, ...],
+            keys: tuple[str, ...], name: str, seed: int, metrics: dict[str, Any], with_prior: bool) -> dict[str, Any]:
+    """Put one seed's ``metrics`` for ``name`` into the summary under ``section`` (a path of keys); with
+    ``with_prior`` a ``prior`` dict (capability -> accuracy) is accepted too. Returns the updated summary."""
+    if name not in names:
+        raise ValueError(f"unknown {label} {name!r}; {plural}: {names}")
+    summary = load_summary(profile)
+    slot, n = _seed_slot(summary, seed), len(summary["seeds"])
+    container = summary
+    for key in section:
+        container = container.setdefault(key, {})
+    entry = container.setdefault(name, {k: [] for k in keys} | ({"prior": {}} if with_prior else {}))
+    for key, value in metrics.items():
+        if with_prior and key == "prior":
+            for cap, acc in value.items():
+                entry["prior"][cap] = _put(entry["prior"].get(cap, []), slot, n, acc)
+        elif key in keys:
+            entry[key] = _put(entry.get(key, []), slot, n, value)
+        else:
+            raise ValueError(f"unknown {label} metric {key!r}; metrics: {keys + (('prior',) if with_prior else ())}")
+    write_json_atomic(summary_path(profile), summary)
+    return summary
+
+
 def record_method(profile: str, method: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:
     """Record one seed's numbers for ``method``; ``metrics`` may hold METHOD_METRICS and ``prior``
     (a dict of capability -> accuracy, including ``mean``). Returns the updated summary."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; methods: {METHODS}")
-    summary = load_summary(profile)
-    slot, n = _seed_slot(summary, seed), len(summary["seeds"])
-    entry = summary["methods"].setdefault(method, {k: [] for k in METHOD_METRICS} | {"prior": {}})
-    for key, value in metrics.items():
-        if key == "prior":
-            for cap, acc in value.items():
-                entry["prior"][cap] = _put(entry["prior"].get(cap, []), slot, n, acc)
-        elif key in METHOD_METRICS:
-            entry[key] = _put(entry.get(key, []), slot, n, value)
-        else:
-            raise ValueError(f"unknown method metric {key!r}; metrics: {METHOD_METRICS + ('prior',)}")
-    write_json_atomic(summary_path(profile), summary)
-    return summary
+    return _record(profile, ("methods",), "method", "methods", METHODS, METHOD_METRICS, method, seed, metrics, True)
 
 
 def record_corpus(profile: str, corpus: str, seed: int, metrics: dict[str, float]) -> dict[str, Any]:
     """Record one seed's learning-dynamics numbers for ``corpus``. Returns the updated summary."""
-    if corpus not in CORPORA:
-        raise ValueError(f"unknown corpus {corpus!r}; corpora: {CORPORA}")
-    summary = load_summary(profile)
-    slot, n = _seed_slot(summary, seed), len(summary["seeds"])
-    entry = summary["corpora"].setdefault(corpus, {k: [] for k in CORPUS_METRICS})
-    for key, value in metrics.items():
-        if key not in CORPUS_METRICS:
-            raise ValueError(f"unknown corpus metric {key!r}; metrics: {CORPUS_METRICS}")
-        entry[key] = _put(entry.get(key, []), slot, n, value)
-    write_json_atomic(summary_path(profile), summary)
-    return summary
+    return _record(profile, ("corpora",), "corpus", "corpora", CORPORA, CORPUS_METRICS, corpus, seed, metrics, False)
 
 
 TEXT_METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
@@ -129,24 +129,11 @@ def record_text(profile: str, kind: str, name: str, seed: int, metrics: dict[str
     """Record one seed's numbers of the text-only validation (notebook 08) in the summary's ``text``
     section, shaped like ``methods`` / ``corpora``: ``kind`` "method" (TEXT_METHOD_METRICS and ``prior``
     per text capability) or "corpus" (CORPUS_METRICS). Returns the updated summary."""
-    names, keys = {"method": (TEXT_METHODS, TEXT_METHOD_METRICS), "corpus": (TEXT_CORPORA, CORPUS_METRICS)}[kind]
-    if name not in names:
-        raise ValueError(f"unknown text {kind} {name!r}; {kind}s: {names}")
-    summary = load_summary(profile)
-    slot, n = _seed_slot(summary, seed), len(summary["seeds"])
-    text = summary.setdefault("text", {"methods": {}, "corpora": {}})
-    entry = text[f"{kind}s" if kind == "method" else "corpora"].setdefault(name, {k: [] for k in keys})
-    for key, value in metrics.items():
-        if kind == "method" and key == "prior":
-            entry.setdefault("prior", {})
-            for cap, acc in value.items():
-                entry["prior"][cap] = _put(entry["prior"].get(cap, []), slot, n, acc)
-        elif key in keys:
-            entry[key] = _put(entry.get(key, []), slot, n, value)
-        else:
-            raise ValueError(f"unknown text {kind} metric {key!r}; metrics: {keys}")
-    write_json_atomic(summary_path(profile), summary)
-    return summary
+    if kind == "method":
+        return _record(profile, ("text", "methods"), "text method", "methods", TEXT_METHODS, TEXT_METHOD_METRICS,
+                       name, seed, metrics, True)
+    return _record(profile, ("text", "corpora"), "text corpus", "corpora", TEXT_CORPORA, CORPUS_METRICS,
+                   name, seed, metrics, False)
 
 
 def record_fields(profile: str, **fields: Any) -> dict[str, Any]:
