@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from jrft_utils import dynamics, evaluation, profiles, results, stages, textworld, training
+from jrft_utils import dynamics, evaluation, jigsaw, profiles, results, stages, textworld, training
 from jrft_utils import model as model_factory
 
 METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
@@ -155,7 +155,7 @@ def reachability(model, tokenizer, tasks: list[dict[str, Any]], samples_per_task
     answers = [t["answer"] for t in tasks for _ in range(samples_per_task)]
     scores = [textworld.score_task(o, a) for o, a in zip(outs, answers)]
     groups = [scores[i:i + samples_per_task] for i in range(0, len(scores), samples_per_task)]
-    return {"samples": len(outs), "template": sum(map(textworld.jigsaw.follows_template, outs)) / len(outs),
+    return {"samples": len(outs), "template": sum(map(jigsaw.follows_template, outs)) / len(outs),
             "one digit": sum(textworld.parse_answer(o) is not None for o in outs) / len(outs),
             "exact": sum(s["acc"] for s in scores) / len(outs),
             "groups with a right answer": sum(any(s["acc"] for s in g) for g in groups) / len(groups),
