@@ -53,27 +53,35 @@ def test_smoke_summary_follows_the_contract(smoke_run):
 # seed gives other numbers.
 
 RUNNER = [sys.executable, "-m", "jrft_utils.reproduce", "--profile", "smoke"]
+# The resumed and reseeded runs stop after notebook 03: the kill lands in notebook 02, and notebook 03's
+# GRPO rollouts, sampled at temperature 1, are the outputs that depend most finely on the seed.
+UP_TO_RFT = ["--only", "00", "01", "02", "03"]
 
 
 def _numbers(summary: dict) -> dict:
-    """The summary without what depends on the machine's speed (wall and training times)."""
-    out = {k: v for k, v in summary.items() if k != "wall_time_s"}
-    out["methods"] = {m: {k: v for k, v in entry.items() if k != "train_time_s"}
-                      for m, entry in summary["methods"].items()}
-    if "text" in summary:
-        out["text"] = summary["text"] | {"methods": {m: {k: v for k, v in entry.items() if k != "train_time_s"}
-                                                     for m, entry in summary["text"]["methods"].items()}}
-    return out
+    """The summary's methods without what depends on the machine's speed (training times)."""
+    return {m: {k: v for k, v in entry.items() if k != "train_time_s"} for m, entry in summary["methods"].items()}
 
 
 def _summary(run) -> dict:
     return json.loads((run / "figures" / "summary.json").read_text())
 
 
+def _outputs(run, seed: int) -> dict:
+    """What notebooks 02-03 produced for ``seed``: every curve point and every logged GRPO rollout."""
+    from jrft_utils import rollouts
+
+    curves = {str(p.relative_to(run)): json.loads(p.read_text())
+              for p in sorted(run.glob(f"finetune/*/lr*/seed{seed}/curves.json"))}
+    rft = next(run.glob(f"finetune/rft/lr*/seed{seed}"))
+    logged = rollouts.load_logged(rft)
+    return {"curves": curves, "rollouts": logged[[c for c in logged if c != "prompt"]].to_dict("list")}
+
+
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory):
     """A smoke reproduction killed (SIGKILL) in the middle of notebook 02's first training run, then
-    started again with the same command."""
+    started again (through notebook 03)."""
     root = tmp_path_factory.mktemp("resumed_runs")
     env = os.environ | {"JRFT_RUN_ROOT": str(root)}
     run = root / "smoke"
@@ -88,7 +96,8 @@ def resumed_run(tmp_path_factory):
     interrupted = [d for d in first_sft.glob("lr*/seed*") if not (d / stages.STAGE_FILE).exists()]
     base_record = (run / "base" / stages.STAGE_FILE).read_bytes()
     base_mtime = (run / "base" / stages.STAGE_FILE).stat().st_mtime_ns
-    result = subprocess.run(RUNNER, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200, env=env)
+    result = subprocess.run([*RUNNER, *UP_TO_RFT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
+                            env=env)
     return {"result": result, "run": run, "interrupted": interrupted, "base_record": base_record,
             "base_mtime": base_mtime, "env": env}
 
@@ -106,19 +115,24 @@ def test_killed_run_resumes_without_redoing_finished_stages(resumed_run):
 
 def test_same_seed_same_numbers_even_after_kill_and_resume(smoke_run, resumed_run):
     assert smoke_run[0].returncode == 0 and resumed_run["result"].returncode == 0
-    assert _numbers(_summary(resumed_run["run"])) == _numbers(_summary(smoke_run[1]))
+    resumed, full = _numbers(_summary(resumed_run["run"])), _numbers(_summary(smoke_run[1]))
+    assert set(resumed) == {"base", "sft_gt", "rft"}
+    assert resumed == {m: full[m] for m in resumed}
+    resumed, full = _outputs(resumed_run["run"], 0), _outputs(smoke_run[1], 0)
+    assert any("finetune/gt/" in k for k in resumed["curves"]) and any("finetune/rft/" in k for k in resumed["curves"])
+    assert resumed["curves"] == {k: full["curves"][k] for k in resumed["curves"]}  # the runs of notebooks 02-03
+    assert resumed["rollouts"] == full["rollouts"]
 
 
 def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
-    # up to notebook 05, which measures the corpora's LBK: the later notebooks add nothing this test reads
-    result = subprocess.run([*RUNNER, "--seeds", "1", "--only", "00", "01", "02", "03", "04", "05"], cwd=REPO_ROOT,
+    result = subprocess.run([*RUNNER, "--seeds", "1", *UP_TO_RFT], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=1200, env=resumed_run["env"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     seed0, seed1 = _summary(smoke_run[1]), _summary(resumed_run["run"])
     assert seed1["seeds"] == [1]
-    assert seed1["methods"]["base"] == {**seed0["methods"]["base"], "train_time_s": seed1["methods"]["base"]["train_time_s"]}
-    assert seed1["corpora"]["gt"]["lbk"] != seed0["corpora"]["gt"]["lbk"]
-    assert _numbers(seed1) != _numbers(seed0)
+    assert _numbers(seed1)["base"] == _numbers(seed0)["base"]  # one base per profile
+    rollouts0, rollouts1 = (_outputs(run, seed)["rollouts"] for run, seed in ((smoke_run[1], 0), (resumed_run["run"], 1)))
+    assert rollouts1["completion"] != rollouts0["completion"]
 
 
 def test_the_step0_point_is_measured_once_per_starting_checkpoint(smoke_run):

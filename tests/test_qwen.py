@@ -53,7 +53,10 @@ def test_a_base_folder_points_at_the_pretrained_weights(base_dir, tiny_qwen):
 
 
 def test_unreachable_weights_say_what_was_tried_and_how_to_point_at_a_copy(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    # the hub reads HF_HUB_OFFLINE when it is imported: set the flag it reads, so nothing waits on a network
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(qwen.ModelUnavailable, match=r"'Qwen/No-Such-Model-7B'.*hub.*huggingface-cli download"
                                                     r".*model_source=DIR"):
         qwen.load("Qwen/No-Such-Model-7B")
