@@ -88,7 +88,7 @@ _CPU: dict[str, dict[str, Any]] = {
     # task's items (the largest of min_len..max_len digits; data_seed fixes them).
     # text_sft / text_rft: the fine-tuning recipes, one learning rate for both (SFT at 3e-4 erased prior
     # knowledge on every corpus within 50 steps in a development sweep, so corpora could not differ);
-    # text_sft.lr_sweep: the SFT rates of notebook 08's forgetting frontier (first seed);
+    # text_sft.lr_sweep / text_rft.lr_sweep: the rates of notebook 08's forgetting frontier (first seed);
     # text_corpora: the RFT rollouts sampled per training task.
     "text_model": {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 256},
     "text_world": {"train_per_capability": 6000, "test_per_capability": 200, "task_train_size": 1000,
@@ -100,6 +100,7 @@ _CPU: dict[str, dict[str, Any]] = {
                  "warmup_steps": 0, "logging_steps": 10, "eval_every": 100},
     "text_rft": {"steps": 200, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
                  "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
+                 "lr_sweep": [3e-5, 1e-4, 3e-4],
                  "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1, "eval_every": 100},
     "text_corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 128,
                      "require_correct": True},
@@ -120,7 +121,8 @@ _SMOKE["text_model"].update(hidden=32, layers=1, intermediate=64)
 _SMOKE["text_world"].update(train_per_capability=40, test_per_capability=8, task_train_size=16, task_test_size=8)
 _SMOKE["text_pretrain"].update(steps=4, batch_size=8, logging_steps=1)
 _SMOKE["text_sft"].update(steps=2, batch_size=4, logging_steps=1, eval_every=1, lr_sweep=[1e-4])
-_SMOKE["text_rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, eval_every=1)
+_SMOKE["text_rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, eval_every=1,
+                          lr_sweep=[1e-4, 3e-4])  # exercises a frontier-only GRPO run
 _SMOKE["text_corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)

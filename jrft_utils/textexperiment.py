@@ -212,16 +212,18 @@ def corpus_samples(profile: str, name: str, seed: int) -> list[dict[str, Any]]:
     return json.loads((out / "corpus.json").read_text())
 
 
-def finetune(profile: str, method: str, seed: int, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+def finetune(profile: str, method: str, seed: int, progress: bool = True, *, frontier: bool = False,
+             **overrides: Any) -> dict[str, Any]:
     """One cached fine-tuning run of the text base: ``rft`` (GRPO on the new task; ``overrides``
     are ``text_rft`` knobs) or an SFT method of :data:`CORPUS_OF` (``text_sft`` knobs). Returns
-    ``metrics.json`` (steps, train time, final point) plus ``curves``."""
+    ``metrics.json`` (steps, train time, final point) plus ``curves``. ``frontier``: a GRPO run of the
+    frontier's sweep at a rate other than the main runs' (kept in its own folder, without its model)."""
     if method not in CORPUS_OF and method != "rft":
         raise ValueError(f"unknown text method {method!r}; methods: {METHODS[1:]}")
     section = "text_rft" if method == "rft" else "text_sft"
     cfg = profiles.section(profile, section, **overrides)
     base = base_dir(profile)
-    out = rft_run_dir(profile, seed) if method == "rft" else \
+    out = rft_run_dir(profile, seed) if method == "rft" and not frontier else \
         run_dir(profile) / method / f"lr{cfg['learning_rate']:g}" / f"seed{seed}"
     inputs = {"base": stages.stage_fingerprint(base, NOTEBOOK, profile)}
     if method == "sft_rft_rollouts":
@@ -242,7 +244,7 @@ def finetune(profile: str, method: str, seed: int, progress: bool = True, **over
             data, kind, rewards = grpo_dataset(task_split(profile, "train")), "rft", list(textworld.REWARD_FUNCS)
         else:
             data, kind, rewards = sft_dataset(corpus_samples(profile, CORPUS_OF[method], seed)), "sft", None
-        training.train(kind, base, data, cfg, out, seed, callbacks, save_model=method == "rft",
+        training.train(kind, base, data, cfg, out, seed, callbacks, save_model=method == "rft" and not frontier,
                        reward_funcs=rewards, progress=progress)
         done = json.loads((out / training.METRICS_FILE).read_text())
         stages.mark_done(out, params, done)
@@ -270,16 +272,21 @@ def run_methods(profile: str, seeds: list[int], sft: dict[str, Any] | None = Non
     return runs
 
 
-def sft_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None,
-              progress: bool = True) -> dict[str, dict[float, dict[str, Any]]]:
-    """Every SFT corpus at each rate of ``text_sft.lr_sweep`` (with the ``sft`` overrides) for one seed;
-    runs at the main rate are reused from :func:`run_methods`. Returns ``{method: {learning_rate: run}}``,
-    for the forgetting frontier."""
-    sft = dict(sft or {})
-    rates = profiles.section(profile, "text_sft", **sft)["lr_sweep"]
-    sft = {k: v for k, v in sft.items() if k != "learning_rate"}
-    return {method: {lr: finetune(profile, method, seed, progress, learning_rate=lr, **sft) for lr in rates}
+def lr_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None, rft: dict[str, Any] | None = None,
+             progress: bool = True) -> dict[str, dict[float, dict[str, Any]]]:
+    """Every SFT corpus at each rate of ``text_sft.lr_sweep`` and GRPO at each rate of
+    ``text_rft.lr_sweep`` (with the ``sft`` / ``rft`` overrides) for one seed; runs at the main rates are
+    reused from :func:`run_methods`. Returns ``{method: {learning_rate: run}}``, for the forgetting
+    frontier."""
+    sft, rft = dict(sft or {}), dict(rft or {})
+    sft_rates = profiles.section(profile, "text_sft", **sft)["lr_sweep"]
+    rft_cfg = profiles.section(profile, "text_rft", **rft)
+    sft, rft = ({k: v for k, v in d.items() if k not in ("learning_rate", "lr_sweep")} for d in (sft, rft))
+    runs = {method: {lr: finetune(profile, method, seed, progress, learning_rate=lr, **sft) for lr in sft_rates}
             for method in CORPUS_OF if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
+    runs["rft"] = {lr: finetune(profile, "rft", seed, progress, frontier=lr != rft_cfg["learning_rate"],
+                                learning_rate=lr, **rft) for lr in rft_cfg["lr_sweep"]}
+    return runs
 
 
 def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:

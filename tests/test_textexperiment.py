@@ -2,6 +2,7 @@
 dynamics machinery on a text model, the fine-tuning stages, the summary's text section and claim 9."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,10 +72,15 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     runs = tx.run_methods("smoke", [0], progress=False)
     assert set(runs) == {"rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
     assert runs["sft_gt"][0]["curves"][0] == runs["rft"][0]["curves"][0]  # one base, one step-0 point
-    sweep = tx.sft_sweep("smoke", 0, sft={"lr_sweep": [1e-4, 3e-4]}, progress=False)
-    assert set(sweep["sft_gt"]) == {1e-4, 3e-4}
-    assert sweep["sft_gt"][1e-4]["dir"] == runs["sft_gt"][0]["dir"]  # the main run, reused
-    assert sweep["sft_gt"][3e-4]["dir"] != runs["sft_gt"][0]["dir"]
+    main_rft = stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke")
+    sweep = tx.lr_sweep("smoke", 0, sft={"lr_sweep": [1e-4, 3e-4]}, progress=False)
+    assert set(sweep["sft_gt"]) == set(sweep["rft"]) == {1e-4, 3e-4}
+    for method in ("sft_gt", "rft"):
+        assert sweep[method][1e-4]["dir"] == runs[method][0]["dir"]  # the main run, reused
+        assert sweep[method][3e-4]["dir"] != runs[method][0]["dir"]
+    # a frontier-only GRPO run keeps no model and leaves the main run (whose rollouts are a corpus) alone
+    assert (tx.rft_run_dir("smoke", 0) / "model").exists() and not (Path(sweep["rft"][3e-4]["dir"]) / "model").exists()
+    assert stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke") == main_rft
     frame = tx.corpus_dynamics("smoke", [0])
     assert list(frame["corpus"]) == ["gt", "teacher", "rft_rollouts"]
     text = results.load_summary("smoke")["text"]
