@@ -50,6 +50,9 @@ def plot_curves(frame, metrics: list[str], hue: str = "method", title: str = "",
     grid.set_titles("{col_name}")
     grid.set_axis_labels("training step", "accuracy (held-out)")
     grid.set(ylim=(-0.03, 1.03))
+    # the legend in one row under the panels: on the right, seaborn's legend overlapped the last panel
+    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=data[hue].nunique(), frameon=False)
+    grid.tight_layout()
     if title:
         grid.figure.suptitle(title, y=1.03)
     return grid.figure

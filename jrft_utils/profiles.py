@@ -112,7 +112,7 @@ _SMOKE["model"].update(text_hidden=32, text_layers=1, intermediate=64, vision_hi
 _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
 _SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_size=8, logging_steps=1)
 _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
-_SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4], logging_steps=1, eval_every=2, eval_test_size=8)
+_SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4, 1e-3], logging_steps=1, eval_every=2, eval_test_size=8)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, lr_sweep=[1e-4],
                      eval_every=1, eval_test_size=8, snapshot_step=1, cold_start_steps=1)  # exercises the path
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)

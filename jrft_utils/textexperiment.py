@@ -277,15 +277,19 @@ def lr_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None, rft: di
     """Every SFT corpus at each rate of ``text_sft.lr_sweep`` and GRPO at each rate of
     ``text_rft.lr_sweep`` (with the ``sft`` / ``rft`` overrides) for one seed; runs at the main rates are
     reused from :func:`run_methods`. Returns ``{method: {learning_rate: run}}``, for the forgetting
-    frontier."""
-    sft, rft = dict(sft or {}), dict(rft or {})
-    sft_rates = profiles.section(profile, "text_sft", **sft)["lr_sweep"]
-    rft_cfg = profiles.section(profile, "text_rft", **rft)
-    sft, rft = ({k: v for k, v in d.items() if k not in ("learning_rate", "lr_sweep")} for d in (sft, rft))
-    runs = {method: {lr: finetune(profile, method, seed, progress, learning_rate=lr, **sft) for lr in sft_rates}
+    frontier. Runs at the other rates are measured at the start and the end only (the frontier needs
+    their final point)."""
+    sft_cfg = profiles.section(profile, "text_sft", **(sft or {}))
+    rft_cfg = profiles.section(profile, "text_rft", **(rft or {}))
+
+    def at(cfg: dict[str, Any], overrides: dict[str, Any] | None, lr: float) -> dict[str, Any]:
+        knobs = {k: v for k, v in (overrides or {}).items() if k not in ("learning_rate", "lr_sweep")}
+        return knobs | {"learning_rate": lr} | ({} if lr == cfg["learning_rate"] else {"eval_every": cfg["steps"]})
+
+    runs = {method: {lr: finetune(profile, method, seed, progress, **at(sft_cfg, sft, lr)) for lr in sft_cfg["lr_sweep"]}
             for method in CORPUS_OF if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
     runs["rft"] = {lr: finetune(profile, "rft", seed, progress, frontier=lr != rft_cfg["learning_rate"],
-                                learning_rate=lr, **rft) for lr in rft_cfg["lr_sweep"]}
+                                **at(rft_cfg, rft, lr)) for lr in rft_cfg["lr_sweep"]}
     return runs
 
 

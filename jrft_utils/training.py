@@ -266,16 +266,20 @@ def run_method(profile: str, method: str, corpus: str, data, seeds: list[int], l
     dataset, or a function of the seed returning ``(dataset, inputs)`` (``inputs``: fingerprints of the
     stages that made it) for corpora that differ per seed.
 
+    The sweep's other rates are measured at the start and the end only (their curves are not drawn, the
+    frontier needs their final point), which saves their intermediate evaluations.
+
     Returns ``{"main": {seed: run}, "sweep": {lr: run}}`` (runs as :func:`finetune` returns them)."""
     jigsaw_test, prior_tests = evaluation_sets(profile, method)
 
-    def one(seed: int, lr: float, keep: bool) -> dict[str, Any]:
+    def one(seed: int, lr: float, keep: bool, **knobs: Any) -> dict[str, Any]:
         dataset, inputs = data(seed) if callable(data) else (data, {})
         return finetune(profile, method, corpus, dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
-                        keep_model=keep, learning_rate=lr, **overrides)
+                        keep_model=keep, learning_rate=lr, **knobs)
 
-    main = {seed: one(seed, learning_rate, keep_model) for seed in seeds}
-    sweep = {lr: main[seeds[0]] if lr == learning_rate else one(seeds[0], lr, False) for lr in lr_sweep}
+    main = {seed: one(seed, learning_rate, keep_model, **overrides) for seed in seeds}
+    end_only = overrides | {"eval_every": profiles.section(profile, method, **overrides)["steps"]}
+    sweep = {lr: main[seeds[0]] if lr == learning_rate else one(seeds[0], lr, False, **end_only) for lr in lr_sweep}
     runs = {"main": main, "sweep": sweep}
     results.write_json_atomic(method_results_path(profile, corpus), runs)
     return runs

@@ -146,3 +146,10 @@ def test_the_step0_point_is_measured_once_per_starting_checkpoint(smoke_run):
     # RFT starts from the cold start's final model: its step-0 point is that run's last point
     assert {k: v for k, v in curves["rft"][0].items() if k != "step"} == \
         {k: v for k, v in curves["cold_start1"][-1].items() if k != "step"}
+
+
+def test_sweep_runs_at_other_rates_are_measured_at_start_and_end_only(smoke_run):
+    _, run = smoke_run
+    steps = {lr: [p["step"] for p in json.loads((run / "finetune" / "gt" / lr / "seed0" / "curves.json").read_text())]
+             for lr in ("lr0.0003", "lr0.001")}
+    assert steps == {"lr0.0003": [0, 2, 4], "lr0.001": [0, 4]}  # the main rate, then the sweep's other rate

@@ -78,6 +78,7 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     for method in ("sft_gt", "rft"):
         assert sweep[method][1e-4]["dir"] == runs[method][0]["dir"]  # the main run, reused
         assert sweep[method][3e-4]["dir"] != runs[method][0]["dir"]
+        assert [p["step"] for p in sweep[method][3e-4]["curves"]] == [0, 2]  # measured at start and end only
     # a frontier-only GRPO run keeps no model and leaves the main run (whose rollouts are a corpus) alone
     assert (tx.rft_run_dir("smoke", 0) / "model").exists() and not (Path(sweep["rft"][3e-4]["dir"]) / "model").exists()
     assert stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke") == main_rft
