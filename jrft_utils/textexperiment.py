@@ -284,7 +284,7 @@ def lr_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None, rft: di
 
     def at(cfg: dict[str, Any], overrides: dict[str, Any] | None, lr: float) -> dict[str, Any]:
         knobs = {k: v for k, v in (overrides or {}).items() if k not in ("learning_rate", "lr_sweep")}
-        return knobs | {"learning_rate": lr} | ({} if lr == cfg["learning_rate"] else {"eval_every": cfg["steps"]})
+        return knobs | training.sweep_knobs(cfg, lr)
 
     runs = {method: {lr: finetune(profile, method, seed, progress, **at(sft_cfg, sft, lr)) for lr in sft_cfg["lr_sweep"]}
             for method in CORPUS_OF if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}

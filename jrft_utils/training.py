@@ -272,17 +272,26 @@ def run_method(profile: str, method: str, corpus: str, data, seeds: list[int], l
     Returns ``{"main": {seed: run}, "sweep": {lr: run}}`` (runs as :func:`finetune` returns them)."""
     jigsaw_test, prior_tests = evaluation_sets(profile, method)
 
-    def one(seed: int, lr: float, keep: bool, **knobs: Any) -> dict[str, Any]:
+    def one(seed: int, keep: bool, **knobs: Any) -> dict[str, Any]:
         dataset, inputs = data(seed) if callable(data) else (data, {})
         return finetune(profile, method, corpus, dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
-                        keep_model=keep, learning_rate=lr, **knobs)
+                        keep_model=keep, **knobs)
 
-    main = {seed: one(seed, learning_rate, keep_model, **overrides) for seed in seeds}
-    end_only = overrides | {"eval_every": profiles.section(profile, method, **overrides)["steps"]}
-    sweep = {lr: main[seeds[0]] if lr == learning_rate else one(seeds[0], lr, False, **end_only) for lr in lr_sweep}
+    recipe = profiles.section(profile, method, learning_rate=learning_rate, **overrides)
+    main = {seed: one(seed, keep_model, learning_rate=learning_rate, **overrides) for seed in seeds}
+    sweep = {lr: main[seeds[0]] if lr == learning_rate else one(seeds[0], False, **overrides | sweep_knobs(recipe, lr))
+             for lr in lr_sweep}
     runs = {"main": main, "sweep": sweep}
     results.write_json_atomic(method_results_path(profile, corpus), runs)
     return runs
+
+
+def sweep_knobs(recipe: dict[str, Any], learning_rate: float) -> dict[str, Any]:
+    """The knobs of a sweep run at ``learning_rate`` of ``recipe`` (a profile section with its main rate):
+    the rate, and at any rate but the main one a single evaluation at the end (``eval_every`` = ``steps``:
+    such a run's curve is not drawn, the forgetting frontier reads its final point)."""
+    end_only = {} if learning_rate == recipe["learning_rate"] else {"eval_every": recipe["steps"]}
+    return {"learning_rate": learning_rate} | end_only
 
 
 def method_results_path(profile: str, corpus: str) -> Path:
