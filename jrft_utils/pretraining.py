@@ -77,7 +77,11 @@ def pretrain_vision(model, processor, samples: list[dict[str, Any]], steps: int,
     params = [*model.model.vision_tower.parameters(), *model.model.multi_modal_projector.parameters(),
               *head.parameters()]
     opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=learning_rate, total_steps=steps, pct_start=0.05)
+    # one-cycle: a warm-up over 5% of the steps (at least 2), then cosine decay; too few steps for both
+    # phases (OneCycleLR divides by zero when the warm-up is a single step) train at a constant rate
+    warmup = max(2, round(0.05 * steps))
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=learning_rate, total_steps=steps, pct_start=warmup / steps)
+             if steps > warmup + 1 else torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
     labels = torch.tensor([cell_labels(json.loads(s["spec"])) for s in samples])
     # digits are the slow class to learn (measured), so half of every batch shows handwritten digits
     with_digits = torch.tensor([i for i, row in enumerate(labels.tolist()) if max(row) > len(SHAPE_KEYS)])

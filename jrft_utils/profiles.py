@@ -147,11 +147,11 @@ _AT_LEAST_1 = (1, None, True)
 _NON_NEGATIVE = (0, None, True)
 _FRACTION = (0, 1, True)
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    **dict.fromkeys(("seeds", "base_seed", "data_seed", "vision_steps", "warmup_steps", "beta", "min_tile_std",
+    **dict.fromkeys(("seeds", "base_seed", "data_seed", "warmup_steps", "beta", "min_tile_std",
                      "snapshot_step", "cold_start_steps", "lora_r"), _NON_NEGATIVE),
     **dict.fromkeys(("image_size", "patch_size", "vision_hidden", "vision_layers", "vision_heads", "text_hidden",
                      "text_layers", "text_heads", "text_kv_heads", "intermediate", "train_per_capability",
-                     "test_per_capability", "steps", "batch_size", "vision_batch_size", "eval_batch_size",
+                     "test_per_capability", "steps", "vision_steps", "batch_size", "vision_batch_size", "eval_batch_size",
                      "logging_steps", "threads", "rows", "cols", "train_size", "test_size", "max_new_tokens",
                      "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
                      "lbk_every", "num_samples", "limit", "reachability_puzzles", "hidden", "layers", "heads",

@@ -34,6 +34,21 @@ def test_pretraining_is_deterministic_by_seed(runs):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 20, 21])
+def test_vision_stage_runs_any_number_of_steps(steps):
+    """The one-cycle schedule of the vision stage divided by zero at 20 steps (a one-step warm-up);
+    short stages warm up over 2 steps or train at a constant rate."""
+    from jrft_utils import world
+
+    processor = model.build_processor("smoke")
+    m = model.build_model("smoke", 0, processor)
+    samples = world.generate("vqa", 4, 0) + world.generate("reasoning", 4, 0)  # with digits
+    before = m.model.vision_tower.state_dict()["embeddings.patch_embedding.weight"].clone()
+    log = pretraining.pretrain_vision(m, processor, samples, steps, 4, 1e-3, 0, progress=False)
+    assert log[-1]["step"] == steps and all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
+    assert not torch.equal(before, m.model.vision_tower.state_dict()["embeddings.patch_embedding.weight"])
+
+
 def test_pretraining_data_is_world_only(runs):
     """What the trainer saw is the world's corpus: no jigsaw words in any prompt."""
     from jrft_utils import world

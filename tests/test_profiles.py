@@ -39,6 +39,7 @@ def test_wrong_type_is_refused(section, knob, value, message):
 
 @pytest.mark.parametrize("section, knob, value, message", [
     ("sft", "steps", 0, r"sft.steps must be >= 1, got 0"),
+    ("pretrain", "vision_steps", 0, r"pretrain.vision_steps must be >= 1, got 0"),
     ("sft", "learning_rate", 0.0, r"sft.learning_rate must be > 0"),
     ("rft", "learning_rate", -1e-4, r"rft.learning_rate must be > 0"),
     ("sft", "lr_sweep", [], "must not be an empty list"),
