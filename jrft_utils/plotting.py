@@ -64,7 +64,7 @@ def plot_frontier(frame, base_prior: float, title: str = "Forgetting frontier",
     accuracy, one point per run, marker per learning rate, colour per method."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     data = frame.assign(retention=frame["prior_mean"] / base_prior)
-    sns.scatterplot(data=data, x="jigsaw_acc", y="retention", hue="method", style="learning rate", s=90, ax=ax)
+    sns.scatterplot(data=data, x="task_acc", y="retention", hue="method", style="learning rate", s=90, ax=ax)
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="base")
     ax.set(xlabel=xlabel, ylabel="prior knowledge retained (fraction of base)",
            title=title, xlim=(-0.03, 1.03))

@@ -358,10 +358,11 @@ def steps_to_reach_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy
 
 def frontier_frame(sweeps: dict[str, dict[float, dict[str, Any]]], accuracy: str = "jigsaw_acc") -> "pd.DataFrame":
     """One row per sweep run (``{method: {learning_rate: run}}``): method, learning rate, final new-task
-    exact accuracy (the runs' ``accuracy`` key, as column ``jigsaw_acc``) and mean prior accuracy."""
+    exact accuracy (the runs' ``accuracy`` key: ``jigsaw_acc``, or the text task's ``task_acc``; column
+    ``task_acc``) and mean prior accuracy."""
     import pandas as pd
 
-    return pd.DataFrame([{"method": name, "learning rate": f"{lr:g}", "jigsaw_acc": run[accuracy],
+    return pd.DataFrame([{"method": name, "learning rate": f"{lr:g}", "task_acc": run[accuracy],
                           "prior_mean": run["prior"]["mean"]}
                          for name, sweep in sweeps.items() for lr, run in sweep.items()])
 

@@ -1,0 +1,43 @@
+"""The pure helpers of jrft_utils.training that turn runs into tables: sweep knobs, steps to reach an
+accuracy and the forgetting frontier's rows (the trainers themselves run in the notebook smoke tests)."""
+
+import math
+
+from jrft_utils import training
+
+
+def _run(acc: float, prior_mean: float, curve: list[float], key: str = "jigsaw_acc") -> dict:
+    return {key: acc, "prior": {"mean": prior_mean},
+            "curves": [{"step": 100 * i, key: a} for i, a in enumerate(curve)]}
+
+
+def test_sweep_runs_at_the_main_rate_keep_their_curve_and_others_are_scored_at_the_end():
+    recipe = {"learning_rate": 1e-4, "steps": 300, "eval_every": 100}
+    assert training.sweep_knobs(recipe, 1e-4) == {"learning_rate": 1e-4}
+    assert training.sweep_knobs(recipe, 3e-4) == {"learning_rate": 3e-4, "eval_every": 300}
+
+
+def test_steps_to_reach_is_the_first_curve_point_at_or_above_the_accuracy():
+    points = _run(0.9, 0.5, [0.0, 0.4, 0.6, 0.5, 0.9])["curves"]
+    assert training.steps_to_reach(points, 0.6) == 200
+    assert training.steps_to_reach(points, 0.0) == 0
+    assert training.steps_to_reach(points, 0.95) is None
+
+
+def test_steps_to_reach_table_counts_seeds_that_never_reach_it():
+    table = training.steps_to_reach_table({"sft": {0: _run(0.9, 0.1, [0.0, 0.7]), 1: _run(0.5, 0.1, [0.0, 0.5])}}, 0.6)
+    row = table.loc["sft"]
+    assert row["steps (seed 0)"] == 100 and row["steps (seed 1)"] is None
+    assert row["seeds that reached it"] == 1 and row["mean steps"] == 100
+    assert math.isclose(row["final exact (mean)"], 0.7)
+
+
+def test_frontier_rows_read_the_named_accuracy_of_any_task():
+    sweeps = {"SFT": {3e-5: _run(0.975, 0.6, [0.0], "task_acc"), 1e-4: _run(1.0, 0.1, [0.0], "task_acc")},
+              "RFT": {1e-4: _run(0.73, 0.44, [0.0], "task_acc")}}
+    frame = training.frontier_frame(sweeps, accuracy="task_acc")
+    assert list(frame.columns) == ["method", "learning rate", "task_acc", "prior_mean"]
+    assert frame.values.tolist() == [["SFT", "3e-05", 0.975, 0.6], ["SFT", "0.0001", 1.0, 0.1],
+                                     ["RFT", "0.0001", 0.73, 0.44]]
+    vision = training.frontier_frame({"SFT": {3e-4: _run(0.94, 0.2, [0.0])}})
+    assert vision["task_acc"].tolist() == [0.94]
