@@ -137,11 +137,30 @@ def record_text(profile: str, kind: str, name: str, seed: int, metrics: dict[str
 
 
 def record_fields(profile: str, **fields: Any) -> dict[str, Any]:
-    """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``)."""
+    """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``, ``machine``)."""
     summary = load_summary(profile)
     for key, value in fields.items():
-        if key not in ("grid", "wall_time_s", "claims"):
+        if key not in ("grid", "wall_time_s", "claims", "machine"):
             raise ValueError(f"unknown summary field {key!r}")
         summary[key] = value
     write_json_atomic(summary_path(profile), summary)
     return summary
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were computed on: the CPU's model name, the kernel path torch dispatches to
+    (``AVX512``, ``AVX2``, ...), torch's version and thread count. Training on CPU is bit-reproducible
+    on the same kernel path only: another path rounds differently and draws another base model."""
+    import platform
+
+    import torch
+
+    name = platform.processor()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "gpu": device}

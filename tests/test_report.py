@@ -38,3 +38,15 @@ def test_render_shows_every_method_and_claim():
     text = report.render(summary)
     assert "SFT-Non-Rea" in text and "RFT" in text and "| 9 |" in text
     assert "50.0" in text  # SFT's prior mean, in %
+
+
+def test_the_machine_that_made_the_numbers_is_recorded_and_shown(isolated_run_root):
+    from jrft_utils import results
+
+    info = results.machine()
+    assert info["cpu_capability"] and info["torch"].startswith("2.") and info["threads"] >= 1
+    results.record_fields("smoke", machine=info)
+    assert results.load_summary("smoke")["machine"] == info
+    text = report.render(_summary(0.5, 0.89) | {"machine": info})
+    assert f"with {info['cpu_capability']} kernels" in text
+    assert "kernels" not in report.render(_summary(0.5, 0.89))
