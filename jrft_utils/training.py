@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from functools import partial
 from typing import Any, Callable
@@ -170,16 +171,21 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
     model, processor = model_factory.load_checkpoint(base_dir)
     model.train()
     callbacks = list(callbacks)
-    if method == "sft":
-        trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
-                             processing_class=processor, callbacks=callbacks, peft_config=peft_config)
-    else:
-        # GRPO builds its reference model from the checkpoint's path when beta > 0 (design.md).
-        trainer = GRPOTrainer(model=model_factory.trainable_source(base_dir), reward_funcs=reward_funcs or reward_functions(cfg["rewards"]),
-                              args=grpo_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
-                              processing_class=processor, callbacks=callbacks, peft_config=peft_config)
-    t0 = time.perf_counter()
-    trainer.train()
+    with warnings.catch_warnings():
+        # TRL (before every GRPO generation) and PEFT read transformers' deprecated
+        # `is_gradient_checkpointing`, which warns each time: 300 warnings in a 300-step run's output
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        if method == "sft":
+            trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
+                                 processing_class=processor, callbacks=callbacks, peft_config=peft_config)
+        else:
+            # GRPO builds its reference model from the checkpoint's path when beta > 0 (design.md).
+            trainer = GRPOTrainer(model=model_factory.trainable_source(base_dir),
+                                  reward_funcs=reward_funcs or reward_functions(cfg["rewards"]),
+                                  args=grpo_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
+                                  processing_class=processor, callbacks=callbacks, peft_config=peft_config)
+        t0 = time.perf_counter()
+        trainer.train()
     metrics: dict[str, Any] = {"steps": trainer.state.global_step, "train_time_s": time.perf_counter() - t0}
     for callback in callbacks:
         if isinstance(callback, CurveCallback):

@@ -105,4 +105,4 @@ def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
     trainer.train()
     assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
     # no activation checkpointing on CPU (TRL's default is on; for tiny models it only recomputes)
-    assert not trainer.args.activation_checkpointing and not m.is_gradient_checkpointing
+    assert not trainer.args.activation_checkpointing and not m.is_activation_checkpointing

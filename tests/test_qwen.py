@@ -77,10 +77,16 @@ def test_sft_with_lora_trains_and_saves_merged_weights(base_dir, tiny_qwen, puzz
 
 
 def test_grpo_runs_on_the_tiny_qwen(base_dir, puzzles, tmp_path):
-    cfg = profiles.section("smoke", "rft", steps=1, batch_size=4, num_generations=2, max_completion_length=8)
-    metrics = training.train("rft", base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
-                             save_model=False, peft_config=qwen.lora_config({"lora_r": 4, "lora_alpha": 8}))
-    assert metrics["steps"] == 1
+    import warnings
+
+    cfg = profiles.section("smoke", "rft", steps=2, batch_size=4, num_generations=2, max_completion_length=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = training.train("rft", base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
+                                 save_model=False, peft_config=qwen.lora_config({"lora_r": 4, "lora_alpha": 8}))
+    assert metrics["steps"] == 2
+    # TRL's per-step read of a deprecated transformers property is silenced (it flooded notebook 03)
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
 
 
 def test_notebook_00_of_the_gpu_profile_runs_on_the_tiny_qwen_and_benchmark_copies(tiny_qwen, tmp_path):
