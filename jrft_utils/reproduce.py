@@ -151,12 +151,13 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
         print(f"    done in {time.perf_counter() - t1:.0f} s -> {executed}", flush=True)
     wall = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
+    machine = results.machine()
     print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min); "
           f"peak memory of a notebook kernel {peak_gb:.2f} GB; "
           f"run folder {folder_size(profiles.run_dir(profile)) / 1e9:.2f} GB; "
-          f"kernels {results.machine()['cpu_capability']}", flush=True)
+          f"kernels {machine['cpu_capability']}", flush=True)
     if len(steps) == len(discover()):
-        results.record_fields(profile, wall_time_s=wall, machine=results.machine())
+        results.record_fields(profile, wall_time_s=wall, machine=machine)
     return 0
 
 
