@@ -209,12 +209,23 @@ def _answer(think: str, answer: str) -> str:
     return f"<think> {think} </think> <answer> {answer} </answer>"
 
 
+def describe_scene(items: list[dict], until: dict | None = None) -> str:
+    """The objects of a scene in cell order, ``"red circle in cell 1 . green square in cell 5 ."``, up to
+    and including ``until`` when given: the first step of every think trace about coloured shapes. A
+    search for an object is a scan that stops where the object is found, so its cell (or colour, or shape)
+    is the last thing written before the conclusion: the tiny decoder did not learn to look a label up
+    in a full list (development: answers at chance among the listed cells)."""
+    ordered = sorted(items, key=lambda it: it["cell"])
+    if until is not None:
+        ordered = ordered[:ordered.index(until) + 1]
+    return " ".join(f"{_label(it)} in cell {it['cell']} ." for it in ordered)
+
+
 def _grounding(rng, size, pool, index):
     items = _shapes(rng, int(rng.integers(2, 5)), size)
     t = items[int(rng.integers(len(items)))]
-    r, c = divmod(t["cell"], GRID)
     prompt = f"which cell holds the {_label(t)} ?"
-    think = f"the {_label(t)} is in row {r} column {c}"
+    think = f"{describe_scene(items, until=t)} the {_label(t)} is in cell {t['cell']}"
     target = " ".join(str(v) for v in _px_to_scale(t["box"], size))
     return items, prompt, _answer(think, str(t["cell"])), target
 
@@ -232,38 +243,41 @@ def _ocr(rng, size, pool, index):
 def _vqa(rng, size, pool, index):
     kind = ("colour", "shape", "count", "position")[int(rng.integers(4))]
     items = _shapes(rng, int(rng.integers(1, 5)) if kind == "count" else int(rng.integers(2, 5)), size)
+    scene = describe_scene(items)
     if kind == "colour":
         unique = [it for it in items if sum(o["shape"] == it["shape"] for o in items) == 1]
         if not unique:
             return None
         t = unique[int(rng.integers(len(unique)))]
         prompt = f"what colour is the {t['shape']} ?"
-        return items, prompt, _answer(f"the {t['shape']} is {t['colour']}", t["colour"]), t["colour"]
+        return items, prompt, _answer(f"{describe_scene(items, until=t)} the {t['shape']} is {t['colour']}", t["colour"]), t["colour"]
     if kind == "shape":
         unique = [it for it in items if sum(o["colour"] == it["colour"] for o in items) == 1]
         if not unique:
             return None
         t = unique[int(rng.integers(len(unique)))]
         prompt = f"what shape is the {t['colour']} object ?"
-        return items, prompt, _answer(f"the {t['colour']} object is a {t['shape']}", t["shape"]), t["shape"]
+        return items, prompt, _answer(f"{describe_scene(items, until=t)} the {t['colour']} object is a {t['shape']}", t["shape"]), t["shape"]
     if kind == "count":
         n = len(items)
-        return items, "how many objects are there ?", _answer(f"i count {n} objects", str(n)), str(n)
+        return items, "how many objects are there ?", _answer(f"{scene} i count {n} objects", str(n)), str(n)
     a, b = (items[int(i)] for i in rng.choice(len(items), size=2, replace=False))
     ca, cb = a["cell"] % GRID, b["cell"] % GRID
     if ca == cb:
         return None
     yes = "yes" if ca < cb else "no"
     prompt = f"is the {_label(a)} left of the {_label(b)} ?"
-    think = f"the {_label(a)} is in column {ca} and the {_label(b)} is in column {cb}"
+    think = f"{scene} the {_label(a)} is in column {ca} and the {_label(b)} is in column {cb}"
     return items, prompt, _answer(think, yes), yes
 
 
 def _hallucination(rng, size, pool, index):
     items = _shapes(rng, int(rng.integers(1, 5)), size)
     present = {(it["colour"], it["shape"]) for it in items}
+    scene = describe_scene(items)
     if index % 2 == 0:  # exactly balanced: even samples are present objects, odd ones absent
         colour, shape = sorted(present)[int(rng.integers(len(present)))]
+        scene = describe_scene(items, until=next(it for it in items if (it["colour"], it["shape"]) == (colour, shape)))
         ans, think = "yes", f"there is a {colour} {shape}"
     else:  # absent; half of them adversarial (sharing a colour or a shape with a present object)
         absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
@@ -272,7 +286,7 @@ def _hallucination(rng, size, pool, index):
             absent = near or absent
         colour, shape = absent[int(rng.integers(len(absent)))]
         ans, think = "no", f"there is no {colour} {shape}"
-    return items, f"is there a {colour} {shape} in the image ?", _answer(think, ans), ans
+    return items, f"is there a {colour} {shape} in the image ?", _answer(f"{scene} {think}", ans), ans
 
 
 def _reasoning(rng, size, pool, index):

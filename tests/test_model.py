@@ -86,6 +86,19 @@ def test_base_checkpoint_dir_is_under_the_run_folder():
     assert model.base_checkpoint_dir("cpu") == profiles.run_dir("cpu") / "base"
 
 
+def test_training_dataset_serves_the_samples_own_images():
+    """to_dataset keeps the images in memory and serves them by position (no encoding, no re-rendering)."""
+    from jrft_utils import pretraining
+
+    samples = world.generate("grounding", 3, 0) + world.generate("ocr", 2, 0)
+    ds = pretraining.to_dataset(samples)
+    rows = ds[1:4]
+    assert [im for [im] in rows["images"]] == [s["image"] for s in samples[1:4]]
+    assert rows["completion"][0][0]["content"][0]["text"] == samples[1]["completion"]
+    with pytest.raises(ValueError, match="no training samples"):
+        pretraining.to_dataset([])
+
+
 def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
     """The later SFT stage trains through TRL's SFTTrainer on conversational prompt/completion + images."""
     from trl import SFTTrainer

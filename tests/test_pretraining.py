@@ -49,6 +49,26 @@ def test_vision_stage_runs_any_number_of_steps(steps):
     assert not torch.equal(before, m.model.vision_tower.state_dict()["embeddings.patch_embedding.weight"])
 
 
+@pytest.mark.parametrize("freeze", [True, False])
+def test_sft_stage_trains_on_the_vision_stage_tower_frozen_or_not(monkeypatch, tmp_path, freeze):
+    """freeze_vision: the SFT stage leaves the vision tower as the vision stage made it (LLaVA's
+    instruction tuning); without it the tower trains too. The saved tower is trainable again."""
+    after_vision = {}
+    vision_stage = pretraining.pretrain_vision
+
+    def recording(m, *args, **kwargs):
+        log = vision_stage(m, *args, **kwargs)
+        after_vision.update({k: v.clone() for k, v in m.model.vision_tower.state_dict().items()})
+        return log
+
+    monkeypatch.setattr(pretraining, "pretrain_vision", recording)
+    out = pretraining.pretrain("smoke", 0, output_dir=tmp_path, progress=False, steps=3, freeze_vision=freeze)
+    tower = out["model"].model.vision_tower
+    unchanged = all(torch.equal(after_vision[k], v) for k, v in tower.state_dict().items())
+    assert unchanged == freeze
+    assert all(p.requires_grad for p in tower.parameters())
+
+
 def test_pretraining_data_is_world_only(runs):
     """What the trainer saw is the world's corpus: no jigsaw words in any prompt."""
     from jrft_utils import world

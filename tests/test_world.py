@@ -45,6 +45,23 @@ def test_every_sample_follows_the_think_answer_template_and_its_own_target():
             assert s["image"].size == (84, 84) and s["image"].mode == "RGB"
 
 
+def test_shape_traces_scan_the_scene_cell_by_cell():
+    """Every think about coloured shapes starts by naming the objects and their cells in cell order; a
+    search stops at the object found, so a grounding answer is the last cell named and a "yes" comes
+    right after the object asked about (the tiny decoder could not look a label up in a full list)."""
+    for cap in ("grounding", "vqa", "hallucination"):
+        for s in world.generate(cap, 30, 2):
+            items = sorted(json.loads(s["spec"])["items"], key=lambda it: it["cell"])
+            entries = [f"{it['colour']} {it['shape']} in cell {it['cell']} ." for it in items]
+            think = s["completion"].split("<think> ")[1].split(" </think>")[0]
+            n = next(k for k in range(len(entries), 0, -1) if think.startswith(" ".join(entries[:k]) + " "))
+            if cap == "grounding":
+                assert entries[n - 1].endswith(f"in cell {world.answer_text(s['completion'])} ."), s["completion"]
+            if cap == "hallucination":
+                assert n == len(entries) or (s["target"] == "yes" and s["prompt"].endswith(
+                    f"{entries[n - 1].split(' in cell')[0]} in the image ?")), s["completion"]
+
+
 def test_reasoning_trace_is_multi_step():
     for s in world.generate("reasoning", 20, 1):
         think = s["completion"].split("</think>")[0]
