@@ -15,8 +15,10 @@ reasoning      MMMU                  arithmetic over two handwritten digits     
 Images are ``image_size`` px squares (84 by default) split into a 3 x 3 grid of cells; each cell holds at
 most one coloured shape or one handwritten digit (scikit-learn's ``load_digits``) over a dimmed crop of a
 real photo that ships inside scikit-image / scikit-learn. Every answer follows the
-``<think> ... </think> <answer> ... </answer>`` convention: a short trace for simple tasks, a multi-step
-one for reasoning. Boxes use Qwen-VL's convention: integers on a 0-1000 scale of the image side.
+``<think> ... </think> <answer> ... </answer>`` convention. A question about coloured shapes is thought
+through by naming the objects cell by cell (:func:`describe_scene`; a search stops at the object found),
+OCR by counting the digits, reasoning by reading both digits and doing the sum. Boxes use Qwen-VL's
+convention: integers on a 0-1000 scale of the image side.
 
 The jigsaw task is absent by construction: no image is made of shuffled tiles (the background of every
 image is a single untouched photo crop; :func:`background_is_intact` checks it pixel by pixel) and no
