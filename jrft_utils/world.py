@@ -252,14 +252,16 @@ def _vqa(rng, size, pool, index):
             return None
         t = unique[int(rng.integers(len(unique)))]
         prompt = f"what colour is the {t['shape']} ?"
-        return items, prompt, _answer(f"{describe_scene(items, until=t)} the {t['shape']} is {t['colour']}", t["colour"]), t["colour"]
+        think = f"{describe_scene(items, until=t)} the {t['shape']} is {t['colour']}"
+        return items, prompt, _answer(think, t["colour"]), t["colour"]
     if kind == "shape":
         unique = [it for it in items if sum(o["colour"] == it["colour"] for o in items) == 1]
         if not unique:
             return None
         t = unique[int(rng.integers(len(unique)))]
         prompt = f"what shape is the {t['colour']} object ?"
-        return items, prompt, _answer(f"{describe_scene(items, until=t)} the {t['colour']} object is a {t['shape']}", t["shape"]), t["shape"]
+        think = f"{describe_scene(items, until=t)} the {t['colour']} object is a {t['shape']}"
+        return items, prompt, _answer(think, t["shape"]), t["shape"]
     if kind == "count":
         n = len(items)
         return items, "how many objects are there ?", _answer(f"{scene} i count {n} objects", str(n)), str(n)
@@ -279,7 +281,8 @@ def _hallucination(rng, size, pool, index):
     scene = describe_scene(items)
     if index % 2 == 0:  # exactly balanced: even samples are present objects, odd ones absent
         colour, shape = sorted(present)[int(rng.integers(len(present)))]
-        scene = describe_scene(items, until=next(it for it in items if (it["colour"], it["shape"]) == (colour, shape)))
+        asked = next(it for it in items if (it["colour"], it["shape"]) == (colour, shape))
+        scene = describe_scene(items, until=asked)
         ans, think = "yes", f"there is a {colour} {shape}"
     else:  # absent; half of them adversarial (sharing a colour or a shape with a present object)
         absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
