@@ -245,7 +245,6 @@ def _ocr(rng, size, pool, index):
 def _vqa(rng, size, pool, index):
     kind = ("colour", "shape", "count", "position")[int(rng.integers(4))]
     items = _shapes(rng, int(rng.integers(1, 5)) if kind == "count" else int(rng.integers(2, 5)), size)
-    scene = describe_scene(items)
     if kind == "colour":
         unique = [it for it in items if sum(o["shape"] == it["shape"] for o in items) == 1]
         if not unique:
@@ -262,6 +261,7 @@ def _vqa(rng, size, pool, index):
         prompt = f"what shape is the {t['colour']} object ?"
         think = f"{describe_scene(items, until=t)} the {t['colour']} object is a {t['shape']}"
         return items, prompt, _answer(think, t["shape"]), t["shape"]
+    scene = describe_scene(items)
     if kind == "count":
         n = len(items)
         return items, "how many objects are there ?", _answer(f"{scene} i count {n} objects", str(n)), str(n)
@@ -278,11 +278,8 @@ def _vqa(rng, size, pool, index):
 def _hallucination(rng, size, pool, index):
     items = _shapes(rng, int(rng.integers(1, 5)), size)
     present = {(it["colour"], it["shape"]) for it in items}
-    scene = describe_scene(items)
     if index % 2 == 0:  # exactly balanced: even samples are present objects, odd ones absent
         colour, shape = sorted(present)[int(rng.integers(len(present)))]
-        asked = next(it for it in items if (it["colour"], it["shape"]) == (colour, shape))
-        scene = describe_scene(items, until=asked)
         ans, think = "yes", f"there is a {colour} {shape}"
     else:  # absent; half of them adversarial (sharing a colour or a shape with a present object)
         absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
@@ -291,7 +288,10 @@ def _hallucination(rng, size, pool, index):
             absent = near or absent
         colour, shape = absent[int(rng.integers(len(absent)))]
         ans, think = "no", f"there is no {colour} {shape}"
-    return items, f"is there a {colour} {shape} in the image ?", _answer(f"{scene} {think}", ans), ans
+    # the scan stops at the object asked about when it is there
+    asked = next((it for it in items if (it["colour"], it["shape"]) == (colour, shape)), None)
+    prompt = f"is there a {colour} {shape} in the image ?"
+    return items, prompt, _answer(f"{describe_scene(items, asked)} {think}", ans), ans
 
 
 def _reasoning(rng, size, pool, index):
