@@ -209,6 +209,32 @@ def run_dir_for(profile: str, corpus: str, learning_rate: float, seed: int) -> P
     return profiles.run_dir(profile) / "finetune" / corpus / f"lr{learning_rate:g}" / f"seed{seed}"
 
 
+def _plan(profile: str, method: str, corpus: str, seed: int, jigsaw_test, prior_test_sets: dict,
+          inputs: dict[str, str] | None, keep_model: bool, overrides: dict[str, Any]):
+    """What a :func:`finetune` run starts from and the parameters that identify it: ``(cfg, base_dir,
+    start, out, params)``. A cold start the run needs is trained here when it is missing."""
+    cfg = profiles.section(profile, method, **overrides)
+    base_dir = model_factory.base_checkpoint_dir(profile)
+    start = stages.stage_fingerprint(base_dir, "00_base_model", profile)
+    if cfg.get("cold_start_steps", 0) > 0:
+        cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets)
+        base_dir, start = Path(cold["dir"]) / "model", stages.stage_fingerprint(cold["dir"], "03_rft", profile)
+    out = run_dir_for(profile, corpus, cfg["learning_rate"], seed)
+    params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
+              "jigsaw": profiles.section(profile, "jigsaw"), "inputs": inputs or {}, "base": start}
+    return cfg, base_dir, start, out, params
+
+
+def finished_run(profile: str, method: str, corpus: str, seed: int, jigsaw_test, prior_test_sets: dict,
+                 inputs: dict[str, str] | None = None, keep_model: bool = False,
+                 **overrides: Any) -> dict[str, Any] | None:
+    """What :func:`finetune` with these arguments returns when that run is already done, else ``None``
+    (nothing is trained, except a missing cold start)."""
+    out, params = _plan(profile, method, corpus, seed, jigsaw_test, prior_test_sets, inputs, keep_model, overrides)[3:]
+    done = stages.cached(out, params)
+    return None if done is None else done | {"curves": load_curves(out), "dir": str(out)}
+
+
 def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test, prior_test_sets: dict,
              seed: int, inputs: dict[str, str] | None = None, keep_model: bool = False,
              **overrides: Any) -> dict[str, Any]:
@@ -222,15 +248,8 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
     Returns ``metrics.json``'s content plus ``curves`` and ``dir``."""
     import shutil
 
-    cfg = profiles.section(profile, method, **overrides)
-    base_dir = model_factory.base_checkpoint_dir(profile)
-    start = stages.stage_fingerprint(base_dir, "00_base_model", profile)
-    if cfg.get("cold_start_steps", 0) > 0:
-        cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets)
-        base_dir, start = Path(cold["dir"]) / "model", stages.stage_fingerprint(cold["dir"], "03_rft", profile)
-    out = run_dir_for(profile, corpus, cfg["learning_rate"], seed)
-    params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
-              "jigsaw": profiles.section(profile, "jigsaw"), "inputs": inputs or {}, "base": start}
+    cfg, base_dir, start, out, params = _plan(profile, method, corpus, seed, jigsaw_test, prior_test_sets, inputs,
+                                              keep_model, overrides)
     done = stages.cached(out, params)
     if done is None:
         if out.exists():
@@ -240,7 +259,7 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
                      "world": profiles.section(profile, "world"), "benchmarks": profiles.section(profile, "benchmarks")}
         start_cache = profiles.run_dir(profile) / "finetune" / "start_points" / f"{stages.fingerprint(scored_on)}.json"
         evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,
-                           max_new_tokens=params["jigsaw"]["max_new_tokens"])
+                           max_new_tokens=params["jigsaw"]["max_new_tokens"], batch_size=scored_on["world"]["eval_batch_size"])
         callbacks = [CurveCallback(evaluate, cfg["eval_every"], out / CURVES_FILE, start_cache=start_cache)]
         if keep_model and cfg.get("snapshot_step", 0) > 0:
             callbacks.append(SnapshotCallback(processor, cfg["snapshot_step"], out / "snapshot"))
@@ -272,28 +291,101 @@ def evaluation_sets(profile: str, method: str) -> tuple[Any, dict]:
 def run_method(profile: str, method: str, corpus: str, data, seeds: list[int], learning_rate: float,
                lr_sweep: list[float], keep_model: bool = False, **overrides: Any) -> dict[str, Any]:
     """The main runs (one per seed at ``learning_rate``) and the learning-rate sweep (first seed, each
-    rate of ``lr_sweep``) of one method on one corpus; cached run by run. ``data`` is the training
-    dataset, or a function of the seed returning ``(dataset, inputs)`` (``inputs``: fingerprints of the
-    stages that made it) for corpora that differ per seed.
-
-    The sweep's other rates are measured at the start and the end only (their curves are not drawn, the
-    frontier needs their final point), which saves their intermediate evaluations.
+    rate of ``lr_sweep``) of one method on one corpus: :func:`run_methods` for ``{corpus: data}``.
 
     Returns ``{"main": {seed: run}, "sweep": {lr: run}}`` (runs as :func:`finetune` returns them)."""
-    jigsaw_test, prior_tests = evaluation_sets(profile, method)
+    return run_methods(profile, method, {corpus: data}, seeds, learning_rate, lr_sweep, keep_model, **overrides)[corpus]
 
-    def one(seed: int, keep: bool, **knobs: Any) -> dict[str, Any]:
-        dataset, inputs = data(seed) if callable(data) else (data, {})
-        return finetune(profile, method, corpus, dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
-                        keep_model=keep, **knobs)
 
+def run_methods(profile: str, method: str, data: dict[str, Any], seeds: list[int], learning_rate: float,
+                lr_sweep: list[float], keep_model: bool = False, **overrides: Any) -> dict[str, dict[str, Any]]:
+    """For each corpus of ``data``, the main runs (one per seed at ``learning_rate``) and the learning-rate
+    sweep (first seed, each rate of ``lr_sweep``) of ``method``; cached run by run. ``data`` maps a corpus
+    name to its training dataset, or to a function of the seed returning ``(dataset, inputs)``
+    (``inputs``: fingerprints of the stages that made it) for corpora that differ per seed.
+
+    Runs that are not cached are trained ``run.workers`` at a time (:func:`train_runs`). The sweep's other
+    rates are measured at the start and the end only (their curves are not drawn, the frontier needs
+    their final point), which saves their intermediate evaluations.
+
+    Returns ``{corpus: {"main": {seed: run}, "sweep": {lr: run}}}`` and writes each corpus's runs to
+    :func:`method_results_path`."""
     recipe = profiles.section(profile, method, learning_rate=learning_rate, **overrides)
-    main = {seed: one(seed, keep_model, learning_rate=learning_rate, **overrides) for seed in seeds}
-    sweep = {lr: main[seeds[0]] if lr == learning_rate else one(seeds[0], False, **overrides | sweep_knobs(recipe, lr))
-             for lr in lr_sweep}
-    runs = {"main": main, "sweep": sweep}
-    results.write_json_atomic(method_results_path(profile, corpus), runs)
-    return runs
+    jobs: dict[tuple, dict[str, Any]] = {}
+    for corpus, source in data.items():
+        for seed in seeds:
+            jobs[(corpus, "main", seed)] = {"corpus": corpus, "source": source, "seed": seed, "keep_model": keep_model,
+                                            "knobs": overrides | {"learning_rate": learning_rate}}
+        for lr in lr_sweep:
+            if lr != learning_rate:
+                jobs[(corpus, "sweep", lr)] = {"corpus": corpus, "source": source, "seed": seeds[0], "keep_model": False,
+                                               "knobs": overrides | sweep_knobs(recipe, lr)}
+    done = train_runs(profile, method, jobs)
+    out: dict[str, dict[str, Any]] = {}
+    for corpus in data:
+        main = {seed: done[(corpus, "main", seed)] for seed in seeds}
+        sweep = {lr: main[seeds[0]] if lr == learning_rate else done[(corpus, "sweep", lr)] for lr in lr_sweep}
+        out[corpus] = {"main": main, "sweep": sweep}
+        _record_runs(profile, corpus, out[corpus])
+    return out
+
+
+def _record_runs(profile: str, corpus: str, runs: dict[str, Any]) -> None:
+    """Write ``runs`` to :func:`method_results_path`; sweep rates recorded there before for the same main
+    runs are kept (notebook 04 reuses notebook 02's main ``gt`` runs without their sweep)."""
+    path = method_results_path(profile, corpus)
+    if path.exists():
+        before = load_method_results(profile, corpus, made_by="")
+        if [r["dir"] for r in before["main"].values()] == [r["dir"] for r in runs["main"].values()]:
+            runs = runs | {"sweep": dict(sorted((before["sweep"] | runs["sweep"]).items()))}
+    results.write_json_atomic(path, runs)
+
+
+def train_runs(profile: str, method: str, jobs: dict[Any, dict[str, Any]], progress: bool = True) -> dict[Any, dict[str, Any]]:
+    """The :func:`finetune` runs of ``jobs`` (``{key: {"corpus", "source", "seed", "keep_model", "knobs"}}``,
+    ``source`` as in :func:`run_methods`), by key. Finished runs are read back; the others are trained one
+    at a time in this process when the profile's ``run.workers`` is 1, else ``workers`` at a time, each in
+    a worker process on one thread (so a run's numbers do not depend on which other runs were cached)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    jigsaw_test, prior_tests = evaluation_sets(profile, method)
+    done: dict[Any, dict[str, Any]] = {}
+    pending: dict[Any, tuple] = {}
+    for key, job in jobs.items():
+        source = job["source"]
+        dataset, inputs = source(job["seed"]) if callable(source) else (source, {})
+        run = finished_run(profile, method, job["corpus"], job["seed"], jigsaw_test, prior_tests, inputs=inputs,
+                           keep_model=job["keep_model"], **job["knobs"])
+        if run is not None:
+            done[key] = run
+        else:
+            pending[key] = (profile, method, job["corpus"], dataset, job["seed"], inputs, job["keep_model"], job["knobs"])
+    workers = profiles.section(profile, "run")["workers"]
+    if workers == 1:
+        for key, args in pending.items():
+            done[key] = _finetune_job(args, jigsaw_test, prior_tests)
+    elif pending:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_finetune_job_on_one_thread, args): key for key, args in pending.items()}
+            for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
+                               desc=f"{method} runs, {workers} at a time"):
+                done[futures[future]] = future.result()
+    return done
+
+
+def _finetune_job(args: tuple, jigsaw_test, prior_tests: dict) -> dict[str, Any]:
+    profile, method, corpus, dataset, seed, inputs, keep_model, knobs = args
+    return finetune(profile, method, corpus, dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
+                    keep_model=keep_model, **knobs)
+
+
+def _finetune_job_on_one_thread(args: tuple) -> dict[str, Any]:
+    """A :func:`train_runs` job in a worker process: one thread, its own copy of the evaluation sets."""
+    torch.set_num_threads(1)
+    return _finetune_job(args, *evaluation_sets(*args[:2]))
 
 
 def sweep_knobs(recipe: dict[str, Any], learning_rate: float) -> dict[str, Any]:

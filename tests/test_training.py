@@ -41,3 +41,25 @@ def test_frontier_rows_read_the_named_accuracy_of_any_task():
                                      ["RFT", "0.0001", 0.73, 0.44]]
     vision = training.frontier_frame({"SFT": {3e-4: _run(0.94, 0.2, [0.0])}})
     assert vision["task_acc"].tolist() == [0.94]
+
+
+def test_runs_trained_in_worker_processes_are_cached_and_keep_the_recorded_sweep(monkeypatch):
+    """With ``run.workers`` = 2 the uncached runs go to spawned one-thread workers; they come back as
+    finished, cached runs, and a later call at one rate keeps the sweep rates recorded before."""
+    from jrft_utils import jigsaw, pretraining, profiles
+
+    pretraining.pretrain("smoke", 0, progress=False)
+    monkeypatch.setitem(profiles.PROFILES["smoke"]["run"], "workers", 2)
+    data = jigsaw.to_sft_gt(jigsaw.load_or_build_splits("smoke")["train"])
+    runs = training.run_method("smoke", "sft", "gt", data, [0], 3e-4, [3e-4, 1e-3])
+    assert set(runs["sweep"]) == {3e-4, 1e-3} and runs["sweep"][3e-4] is runs["main"][0]
+    main, other = runs["main"][0], runs["sweep"][1e-3]
+    assert main["steps"] == other["steps"] == profiles.section("smoke", "sft")["steps"]
+    assert [p["step"] for p in other["curves"]] == [0, other["steps"]]  # a sweep rate: start and end only
+    jigsaw_test, prior_tests = training.evaluation_sets("smoke", "sft")
+    cached = training.finished_run("smoke", "sft", "gt", 0, jigsaw_test, prior_tests, learning_rate=3e-4)
+    assert cached == main
+    # one rate only (notebook 04's reuse of the main runs): read back, and the 1e-3 run stays recorded
+    again = training.run_method("smoke", "sft", "gt", data, [0], 3e-4, [3e-4])
+    assert again["main"][0] == main
+    assert set(training.load_method_results("smoke", "gt", made_by="02_sft")["sweep"]) == {3e-4, 1e-3}
