@@ -331,12 +331,13 @@ def run_methods(profile: str, method: str, data: dict[str, Any], seeds: list[int
 
 
 def _record_runs(profile: str, corpus: str, runs: dict[str, Any]) -> None:
-    """Write ``runs`` to :func:`method_results_path`; sweep rates recorded there before for the same main
-    runs are kept (notebook 04 reuses notebook 02's main ``gt`` runs without their sweep)."""
+    """Write ``runs`` to :func:`method_results_path`; when the main runs recorded there are these very
+    runs, the sweep rates recorded with them are kept (notebook 04 reads notebook 02's main ``gt`` runs
+    back without their sweep)."""
     path = method_results_path(profile, corpus)
     if path.exists():
         before = load_method_results(profile, corpus, made_by="")
-        if [r["dir"] for r in before["main"].values()] == [r["dir"] for r in runs["main"].values()]:
+        if json.loads(json.dumps(before["main"])) == json.loads(json.dumps(runs["main"])):
             runs = runs | {"sweep": dict(sorted((before["sweep"] | runs["sweep"]).items()))}
     results.write_json_atomic(path, runs)
 
@@ -345,7 +346,8 @@ def train_runs(profile: str, method: str, jobs: dict[Any, dict[str, Any]], progr
     """The :func:`finetune` runs of ``jobs`` (``{key: {"corpus", "source", "seed", "keep_model", "knobs"}}``,
     ``source`` as in :func:`run_methods`), by key. Finished runs are read back; the others are trained one
     at a time in this process when the profile's ``run.workers`` is 1, else ``workers`` at a time, each in
-    a worker process on one thread (so a run's numbers do not depend on which other runs were cached)."""
+    a worker process on one thread (so a run's numbers do not depend on which other runs were cached),
+    whose trainer output goes to ``<run dir>.log``."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -383,9 +385,20 @@ def _finetune_job(args: tuple, jigsaw_test, prior_tests: dict) -> dict[str, Any]
 
 
 def _finetune_job_on_one_thread(args: tuple) -> dict[str, Any]:
-    """A :func:`train_runs` job in a worker process: one thread, its own copy of the evaluation sets."""
+    """A :func:`train_runs` job in a worker process: one thread, its own copy of the evaluation sets, and
+    the trainer's output (step logs, progress bars, warnings) in ``<run dir>.log`` rather than in the
+    notebook, which would otherwise receive it from the shared terminal."""
+    import os
+    import sys
+
+    profile, method, corpus, _, seed, _, _, knobs = args
+    log = run_dir_for(profile, corpus, profiles.section(profile, method, **knobs)["learning_rate"], seed).with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
-    return _finetune_job(args, *evaluation_sets(*args[:2]))
+    with open(log, "w") as out:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
+        return _finetune_job(args, *evaluation_sets(profile, method))
 
 
 def sweep_knobs(recipe: dict[str, Any], learning_rate: float) -> dict[str, Any]:

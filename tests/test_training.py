@@ -2,6 +2,7 @@
 accuracy and the forgetting frontier's rows (the trainers themselves run in the notebook smoke tests)."""
 
 import math
+from pathlib import Path
 
 from jrft_utils import training
 
@@ -56,6 +57,7 @@ def test_runs_trained_in_worker_processes_are_cached_and_keep_the_recorded_sweep
     main, other = runs["main"][0], runs["sweep"][1e-3]
     assert main["steps"] == other["steps"] == profiles.section("smoke", "sft")["steps"]
     assert [p["step"] for p in other["curves"]] == [0, other["steps"]]  # a sweep rate: start and end only
+    assert "train_runtime" in Path(main["dir"]).with_suffix(".log").read_text()  # the trainer's output
     jigsaw_test, prior_tests = training.evaluation_sets("smoke", "sft")
     cached = training.finished_run("smoke", "sft", "gt", 0, jigsaw_test, prior_tests, learning_rate=3e-4)
     assert cached == main

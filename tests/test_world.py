@@ -149,3 +149,12 @@ def test_ocr_answers_read_left_to_right_and_never_permutations():
         xs = [it["box"][0] for it in spec["items"]]
         assert xs == sorted(xs)
         assert len(s["target"].split()) == len(xs)
+
+
+def test_the_training_corpus_is_drawn_once_and_handed_out_as_a_new_list():
+    first = world.build_train_set("smoke", 0)
+    first.pop()  # a caller's list is its own
+    again = world.build_train_set("smoke", 0)
+    assert len(again) == len(first) + 1 and all(a is b for a, b in zip(first, again))
+    other = world.build_train_set("smoke", 1)
+    assert [s["completion"] for s in other] != [s["completion"] for s in again]
