@@ -280,18 +280,20 @@ def _hallucination(rng, size, pool, index):
     present = {(it["colour"], it["shape"]) for it in items}
     if index % 2 == 0:  # exactly balanced: even samples are present objects, odd ones absent
         colour, shape = sorted(present)[int(rng.integers(len(present)))]
-        ans, think = "yes", f"there is a {colour} {shape}"
     else:  # absent; half of them adversarial (sharing a colour or a shape with a present object)
         absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
         if rng.random() < 0.5:
             near = [k for k in absent if any(k[0] == p[0] or k[1] == p[1] for p in present)]
             absent = near or absent
         colour, shape = absent[int(rng.integers(len(absent)))]
-        ans, think = "no", f"there is no {colour} {shape}"
-    # the scan stops at the object asked about when it is there
+    # a search, as grounding's: the scan stops at the object asked about when it is there, and ends with
+    # grounding's conclusion. Against "there is a / no red square" (development, base seeds 0-2): prior mean
+    # 0.669 on average instead of 0.636, hallucination 0.595 instead of 0.535 (higher on every seed)
     asked = next((it for it in items if (it["colour"], it["shape"]) == (colour, shape)), None)
     prompt = f"is there a {colour} {shape} in the image ?"
-    return items, prompt, _answer(f"{describe_scene(items, asked)} {think}", ans), ans
+    where = f"cell {asked['cell']}" if asked else "no cell"
+    think = f"{describe_scene(items, asked)} the {colour} {shape} is in {where}"
+    return items, prompt, _answer(think, "yes" if asked else "no"), "yes" if asked else "no"
 
 
 def _reasoning(rng, size, pool, index):

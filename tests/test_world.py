@@ -60,6 +60,9 @@ def test_shape_traces_scan_the_scene_cell_by_cell():
             if cap == "hallucination":
                 assert n == len(entries) or (s["target"] == "yes" and s["prompt"].endswith(
                     f"{entries[n - 1].split(' in cell')[0]} in the image ?")), s["completion"]
+                asked = s["prompt"].removeprefix("is there a ").removesuffix(" in the image ?")
+                where = entries[n - 1].split(" in ")[1].removesuffix(" .") if s["target"] == "yes" else "no cell"
+                assert think.endswith(f"the {asked} is in {where}"), s["completion"]  # grounding's conclusion
 
 
 def test_reasoning_trace_is_multi_step():
