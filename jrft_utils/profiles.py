@@ -53,7 +53,7 @@ _CPU: dict[str, dict[str, Any]] = {
     # Pretraining of the base model (notebook 00): the vision stage (vision_*), then SFT on the world's
     # questions with the vision tower frozen (freeze_vision). Measured on one machine, base seed 0: 900
     # vision steps told the shapes of held-out objects apart 81 % of the time, 1,800 steps 99 %; 2,000
-    # SFT steps instead of 1,000 took the prior mean from 0.52 to 0.68 (5.8 to 8.5 min of pretraining in all).
+    # SFT steps instead of 1,000 took the prior mean from 0.52 to 0.68 (6 to 8.5 min of pretraining in all, by machine load).
     "pretrain": {"vision_steps": 1800, "vision_batch_size": 64, "vision_learning_rate": 1e-3, "freeze_vision": True,
                  "steps": 2000, "batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine",
                  "warmup_steps": 50, "logging_steps": 25, "threads": 2},
