@@ -143,8 +143,8 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
         return use_pretrained(model_cfg, Path(output_dir) if output_dir else model_lib.base_checkpoint_dir(profile))
     world_cfg = profiles.section(profile, "world", train_per_capability=train_per_capability)
     output_dir = Path(output_dir) if output_dir else model_lib.base_checkpoint_dir(profile)
-    # (the batch size the base will be scored with does not change it)
-    params = {"pretrain": cfg, "world": {k: v for k, v in world_cfg.items() if k != "eval_batch_size"},
+    # the world knob the pretraining corpus is drawn with (build_train_set), as textexperiment.pretrain does
+    params = {"pretrain": cfg, "world": world_cfg["train_per_capability"],
               "model": profiles.section(profile, "model"), "seed": seed,
               "vocabulary": model_lib.vocabulary()}
     if stages.cached(output_dir, params) is not None:
