@@ -17,7 +17,7 @@ most one coloured shape or one handwritten digit (scikit-learn's ``load_digits``
 real photo that ships inside scikit-image / scikit-learn. Every answer follows the
 ``<think> ... </think> <answer> ... </answer>`` convention. A question about coloured shapes is thought
 through by naming the objects cell by cell (:func:`describe_scene`; a search stops at the object found),
-OCR by counting the digits, reasoning by reading both digits and doing the sum. Boxes use Qwen-VL's
+OCR by counting the digits, reasoning by reading both digits and doing the sum or the difference. Boxes use Qwen-VL's
 convention: integers on a 0-1000 scale of the image side.
 
 The jigsaw task is absent by construction: no image is made of shuffled tiles (the background of every
