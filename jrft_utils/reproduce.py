@@ -3,10 +3,15 @@
     python -m jrft_utils.reproduce --profile cpu                 # everything, the profile's seeds
     python -m jrft_utils.reproduce --profile smoke --only 00 01  # some notebooks
     python -m jrft_utils.reproduce --profile cpu --from 02 --seeds 0 1 -p sft_learning_rate=3e-4
+    python -m jrft_utils.reproduce --profile cpu --only 05 --force  # execute it even if unchanged
 
-Executed copies go to ``runs/<profile>/notebooks/``. A complete run stores its wall time in the summary
-and prints it with the peak memory of the notebook kernels and the size of the run folder. The run stops at the first failing notebook and
-prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
+Executed copies go to ``runs/<profile>/notebooks/``. A notebook is a stage too: one whose cells,
+parameters and package source are unchanged, and whose upstream notebooks (the lower-numbered ones) were
+not executed again since it ran, is reused (its executed copy and figures are kept) unless ``--force``.
+Inside the notebooks, each training stage has its own cache, so a notebook that is executed again redoes
+only what changed. A run that executes every notebook stores its wall time in the summary and prints it
+with the peak memory of the notebook kernels and the size of the run folder. The run stops at the first
+failing notebook and prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
 parameter) is a one-line error with exit status 2; a failing notebook exits with status 1.
 """
 
@@ -14,16 +19,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import resource
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from jrft_utils import profiles, results
+from jrft_utils import profiles, results, stages
 
 NOTEBOOKS_DIR = profiles.REPO_ROOT / "notebooks"
 
@@ -125,21 +132,67 @@ def execute(nb: Notebook, params: dict[str, Any], out_dir: Path) -> Path:
     return executed
 
 
+def package_fingerprint() -> str:
+    """A hash of the package's source: every notebook is executed again when any of it changes."""
+    root = profiles.REPO_ROOT / "jrft_utils"
+    return stages.fingerprint({str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                               for f in sorted(root.rglob("*.py"))})
+
+
+def notebook_inputs(nb: Notebook, params: dict[str, Any], earlier: list[Notebook], out_dir: Path,
+                    package: str) -> dict[str, Any]:
+    """What an execution of ``nb`` depends on: its cells, its parameters, the package's source, and the
+    executions of the ``earlier`` notebooks (the files they wrote are its inputs)."""
+    cells = [cell.source for cell in nbformat.read(nb.path, as_version=4).cells]
+    upstream = {}
+    for other in earlier:
+        done = stages.record(out_dir / other.path.stem)
+        upstream[other.path.stem] = done["outputs"]["execution"] if done else None
+    return {"cells": stages.fingerprint({"cells": cells}), "parameters": params, "package": package,
+            "upstream": upstream}
+
+
+def reusable(nb: Notebook, inputs: dict[str, Any], out_dir: Path, profile: str) -> bool:
+    """Whether ``nb`` ran to the end with ``inputs`` and its executed copy and figures are still there."""
+    outputs = stages.cached(out_dir / nb.path.stem, inputs)
+    figures = profiles.figures_dir(profile)
+    return (outputs is not None and (out_dir / nb.path.name).exists()
+            and all((figures / name).exists() for name in outputs["figures"]))
+
+
+def figure_stamps(profile: str) -> dict[str, int]:
+    """Modification times of the files in the profile's figures folder, by name."""
+    return {f.name: f.stat().st_mtime_ns for f in profiles.figures_dir(profile).iterdir() if f.is_file()}
+
+
 def folder_size(path: Path) -> int:
     """Bytes of all files under ``path``."""
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = None,
-        start: str | None = None, extra: dict[str, Any] | None = None) -> int:
-    """Run the selected notebooks in order; return a process exit status (0 ok, 1 a notebook failed)."""
+        start: str | None = None, extra: dict[str, Any] | None = None, force: bool = False,
+        notebooks_dir: Path = NOTEBOOKS_DIR) -> int:
+    """Run the selected notebooks in order, reusing unchanged ones unless ``force``; return a process exit
+    status (0 ok, 1 a notebook failed)."""
     import papermill as pm
 
-    steps = plan(select(discover(), only, start), profile, seeds, extra or {})
+    notebooks = discover(notebooks_dir)
+    steps = plan(select(notebooks, only, start), profile, seeds, extra or {})
     out_dir = profiles.run_dir(profile) / "notebooks"
+    package = package_fingerprint()
+    reused = 0
     t0 = time.perf_counter()
     for i, (nb, params) in enumerate(steps, 1):
+        inputs = notebook_inputs(nb, params, [e for e in notebooks if e.number < nb.number], out_dir, package)
+        if not force and reusable(nb, inputs, out_dir, profile):
+            print(f"[{i}/{len(steps)}] {nb.path.name}  unchanged since its last run: reused "
+                  f"({out_dir / nb.path.name}; --force executes it again)", flush=True)
+            reused += 1
+            continue
         print(f"[{i}/{len(steps)}] {nb.path.name}  {params}", flush=True)
+        stages.forget(out_dir / nb.path.stem)
+        before = figure_stamps(profile)
         t1 = time.perf_counter()
         try:
             executed = execute(nb, params, out_dir)
@@ -148,15 +201,19 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
                   file=sys.stderr)
             print(f"executed notebook: {out_dir / nb.path.name}", file=sys.stderr)
             return 1
-        print(f"    done in {time.perf_counter() - t1:.0f} s -> {executed}", flush=True)
+        took = time.perf_counter() - t1
+        written = sorted(name for name, stamp in figure_stamps(profile).items() if before.get(name) != stamp)
+        stages.mark_done(out_dir / nb.path.stem, inputs,
+                         {"execution": uuid.uuid4().hex, "figures": written, "time_s": round(took, 1)})
+        print(f"    done in {took:.0f} s -> {executed}", flush=True)
     wall = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
     machine = results.machine()
-    print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min); "
+    print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min; {reused} reused); "
           f"peak memory of a notebook kernel {peak_gb:.2f} GB; "
           f"run folder {folder_size(profiles.run_dir(profile)) / 1e9:.2f} GB; "
           f"kernels {machine['cpu_capability']}", flush=True)
-    if len(steps) == len(discover()):
+    if len(steps) == len(notebooks) and not reused:  # the wall time of executing every notebook
         results.record_fields(profile, wall_time_s=wall, machine=machine)
     return 0
 
@@ -170,10 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="start", metavar="NB", help="run from this notebook on")
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="a notebook parameter (repeatable); must be declared by a selected notebook")
+    parser.add_argument("--force", action="store_true",
+                        help="execute every selected notebook, even one unchanged since its last run")
     args = parser.parse_args(argv)
     try:
         extra = dict(parse_parameter(p) for p in args.parameter)
-        return run(args.profile, args.seeds, args.only, args.start, extra)
+        return run(args.profile, args.seeds, args.only, args.start, extra, force=args.force)
     except (RunnerError, profiles.ProfileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -25,11 +25,20 @@ def fingerprint(params: dict[str, Any]) -> str:
 
 def cached(stage_dir: str | Path, params: dict[str, Any]) -> dict[str, Any] | None:
     """The outputs of the finished stage in ``stage_dir`` if it was made with ``params``, else ``None``."""
+    done = record(stage_dir)
+    return done["outputs"] if done is not None and done.get("fingerprint") == fingerprint(params) else None
+
+
+def record(stage_dir: str | Path) -> dict[str, Any] | None:
+    """The record (fingerprint, params, outputs) of the finished stage in ``stage_dir``, whatever made it;
+    ``None`` if there is none."""
     path = Path(stage_dir) / STAGE_FILE
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    return record["outputs"] if record.get("fingerprint") == fingerprint(params) else None
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def forget(stage_dir: str | Path) -> None:
+    """Drop the record of the stage in ``stage_dir`` (it is about to be redone)."""
+    (Path(stage_dir) / STAGE_FILE).unlink(missing_ok=True)
 
 
 def mark_done(stage_dir: str | Path, params: dict[str, Any], outputs: dict[str, Any]) -> None:

@@ -91,3 +91,47 @@ def test_cli_missing_upstream_artifact_names_the_notebook_to_run():
     assert "FAILED" in result.stderr and "executed notebook:" in result.stderr
     assert "00" in result.stderr.split("FAILED", 1)[1]  # tells which notebook makes the artifact
     assert "Traceback" not in result.stderr
+
+
+def _figure_notebook(path, name, extra=""):
+    """A notebook that writes ``<name>.png`` into the profile's figures folder and counts its executions."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('profile = "smoke"')
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(
+        "from jrft_utils import profiles\n"
+        f"out = profiles.figures_dir(profile) / {name + '.png'!r}\n"
+        "out.write_text('figure')\n"
+        f"count = profiles.run_dir(profile) / {name + '.count'!r}\n"
+        f"count.write_text(str(int(count.read_text()) + 1 if count.exists() else 1)){extra}")]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, path)
+
+
+def test_unchanged_notebooks_are_reused_and_a_rerun_upstream_reruns_what_follows(tmp_path, capsys):
+    _figure_notebook(tmp_path / "00_first.ipynb", "first")
+    _figure_notebook(tmp_path / "01_second.ipynb", "second")
+    run_dir = reproduce.profiles.run_dir("smoke")
+    figures = reproduce.profiles.figures_dir("smoke")
+
+    def executions():
+        return {n: int((run_dir / f"{n}.count").read_text()) for n in ("first", "second")}
+
+    def run(**kwargs):
+        assert reproduce.run("smoke", notebooks_dir=tmp_path, **kwargs) == 0
+        return capsys.readouterr().out
+
+    run()
+    assert executions() == {"first": 1, "second": 1}
+    out = run()  # nothing changed: both reused, nothing executed
+    assert executions() == {"first": 1, "second": 1} and out.count("reused (") == 2 and "2 reused" in out
+    _figure_notebook(tmp_path / "00_first.ipynb", "first", extra="\nchanged = True")
+    run()  # a changed cell: it runs again, and so does the notebook after it
+    assert executions() == {"first": 2, "second": 2}
+    (figures / "second.png").unlink()
+    run()  # a figure gone: that notebook runs again, the one before it is reused
+    assert executions() == {"first": 2, "second": 3}
+    run(only=["00"], force=True)
+    assert executions() == {"first": 3, "second": 3}
+    run()  # its upstream was executed again since it ran
+    assert executions() == {"first": 3, "second": 4}
