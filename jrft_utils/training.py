@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from functools import partial
 from typing import Any, Callable
@@ -355,7 +356,7 @@ def train_runs(profile: str, method: str, jobs: dict[Any, dict[str, Any]], progr
 
     jigsaw_test, prior_tests = evaluation_sets(profile, method)
     done: dict[Any, dict[str, Any]] = {}
-    pending: dict[Any, tuple] = {}
+    pending: dict[Any, FinetuneJob] = {}
     for key, job in jobs.items():
         source = job["source"]
         dataset, inputs = source(job["seed"]) if callable(source) else (source, {})
@@ -364,41 +365,54 @@ def train_runs(profile: str, method: str, jobs: dict[Any, dict[str, Any]], progr
         if run is not None:
             done[key] = run
         else:
-            pending[key] = (profile, method, job["corpus"], dataset, job["seed"], inputs, job["keep_model"], job["knobs"])
+            pending[key] = FinetuneJob(profile, method, job["corpus"], dataset, job["seed"], inputs,
+                                       job["keep_model"], job["knobs"])
     workers = profiles.section(profile, "run")["workers"]
     if workers == 1:
-        for key, args in pending.items():
-            done[key] = _finetune_job(args, jigsaw_test, prior_tests)
+        for key, pending_job in pending.items():
+            done[key] = pending_job.run(jigsaw_test, prior_tests)
     elif pending:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_finetune_job_on_one_thread, args): key for key, args in pending.items()}
+            futures = {pool.submit(_run_on_one_thread, pending_job): key for key, pending_job in pending.items()}
             for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
                                desc=f"{method} runs, {workers} at a time"):
                 done[futures[future]] = future.result()
     return done
 
 
-def _finetune_job(args: tuple, jigsaw_test, prior_tests: dict) -> dict[str, Any]:
-    profile, method, corpus, dataset, seed, inputs, keep_model, knobs = args
-    return finetune(profile, method, corpus, dataset, jigsaw_test, prior_tests, seed, inputs=inputs,
-                    keep_model=keep_model, **knobs)
+@dataclass(frozen=True)
+class FinetuneJob:
+    """The arguments of one :func:`finetune` run that :func:`train_runs` has to train."""
+
+    profile: str
+    method: str
+    corpus: str
+    dataset: Any
+    seed: int
+    inputs: dict[str, Any]
+    keep_model: bool
+    knobs: dict[str, Any]
+
+    def run(self, jigsaw_test, prior_tests: dict) -> dict[str, Any]:
+        return finetune(self.profile, self.method, self.corpus, self.dataset, jigsaw_test, prior_tests, self.seed,
+                        inputs=self.inputs, keep_model=self.keep_model, **self.knobs)
 
 
-def _finetune_job_on_one_thread(args: tuple) -> dict[str, Any]:
+def _run_on_one_thread(job: FinetuneJob) -> dict[str, Any]:
     """A :func:`train_runs` job in a worker process: one thread, its own copy of the evaluation sets, and
     the trainer's output (step logs, progress bars, warnings) in ``<run dir>.log`` rather than in the
     notebook, which would otherwise receive it from the shared terminal."""
     import os
     import sys
 
-    profile, method, corpus, _, seed, _, _, knobs = args
-    log = run_dir_for(profile, corpus, profiles.section(profile, method, **knobs)["learning_rate"], seed).with_suffix(".log")
+    learning_rate = profiles.section(job.profile, job.method, **job.knobs)["learning_rate"]
+    log = run_dir_for(job.profile, job.corpus, learning_rate, job.seed).with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     with open(log, "w") as out:
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
-        return _finetune_job(args, *evaluation_sets(profile, method))
+        return job.run(*evaluation_sets(job.profile, job.method))
 
 
 def sweep_knobs(recipe: dict[str, Any], learning_rate: float) -> dict[str, Any]:
