@@ -394,6 +394,7 @@ class FinetuneJob:
     knobs: dict[str, Any]
 
     def run(self, jigsaw_test, prior_tests: dict) -> dict[str, Any]:
+        """Train the run in this process and return :func:`finetune`'s result."""
         return finetune(self.profile, self.method, self.corpus, self.dataset, jigsaw_test, prior_tests, self.seed,
                         inputs=self.inputs, keep_model=self.keep_model, **self.knobs)
 
