@@ -209,8 +209,8 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     wall = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
     machine = results.machine()
-    print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min; {reused} reused); "
-          f"peak memory of a notebook kernel {peak_gb:.2f} GB; "
+    memory = f"peak memory of a notebook kernel {peak_gb:.2f} GB; " if reused < len(steps) else ""
+    print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min; {reused} reused); {memory}"
           f"run folder {folder_size(profiles.run_dir(profile)) / 1e9:.2f} GB; "
           f"kernels {machine['cpu_capability']}", flush=True)
     if len(steps) == len(notebooks) and not reused:  # the wall time of executing every notebook
