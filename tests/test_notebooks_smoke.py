@@ -45,8 +45,8 @@ def test_a_second_run_reuses_every_notebook_and_keeps_the_summary(smoke_run):
     result, run = smoke_run
     assert result.returncode == 0
     summary = (run / "figures" / "summary.json").read_bytes()
-    again = subprocess.run([sys.executable, "-m", "jrft_utils.reproduce", "--profile", "smoke"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=600, env=os.environ | {"JRFT_RUN_ROOT": str(run.parent)})
+    again = subprocess.run(RUNNER, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                           env=os.environ | {"JRFT_RUN_ROOT": str(run.parent)})
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     n = len(reproduce.discover())
     assert again.stdout.count("unchanged since its last run: reused") == n and f"{n} reused" in again.stdout

@@ -12,11 +12,12 @@ from jrft_utils import reproduce
 from jrft_utils.profiles import REPO_ROOT
 
 
-def _write_notebook(path, params_source):
+def _write_notebook(path, params_source, code="x = 1"):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(params_source)
     cell.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# t"), cell, nbformat.v4.new_code_cell("x = 1")]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), cell, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     nbformat.write(nb, path)
 
 
@@ -95,17 +96,12 @@ def test_cli_missing_upstream_artifact_names_the_notebook_to_run():
 
 def _figure_notebook(path, name, extra=""):
     """A notebook that writes ``<name>.png`` into the profile's figures folder and counts its executions."""
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell('profile = "smoke"')
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(
+    _write_notebook(path, 'profile = "smoke"', code=(
         "from jrft_utils import profiles\n"
         f"out = profiles.figures_dir(profile) / {name + '.png'!r}\n"
         "out.write_text('figure')\n"
         f"count = profiles.run_dir(profile) / {name + '.count'!r}\n"
-        f"count.write_text(str(int(count.read_text()) + 1 if count.exists() else 1)){extra}")]
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    nbformat.write(nb, path)
+        f"count.write_text(str(int(count.read_text()) + 1 if count.exists() else 1)){extra}"))
 
 
 def test_unchanged_notebooks_are_reused_and_a_rerun_upstream_reruns_what_follows(tmp_path, capsys):
