@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _CPU: dict[str, dict[str, Any]] = {
     # Seeds of the later stages (the base is built once, from base_seed); where figures and the
     # summary go, relative to the repository root (None: a `figures` folder in the run folder).
-    # workers: fine-tuning runs of notebooks 02-04 trained at once, each in its own process on one thread
+    # workers: fine-tuning runs of notebooks 02-04 and 08 trained at once, each in its own process on one thread
     # (1: one at a time, in the notebook's process). On 2 idle cores two 1-thread runs finished in 1.37x
     # less time than the same two runs one after the other on 2 threads (SFT 1.33x, GRPO 1.37x, measured).
     # A run's numbers depend on its thread count, so they are the same for a given `workers`.

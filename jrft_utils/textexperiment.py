@@ -5,9 +5,9 @@ same machinery: TRL's trainers via :func:`training.train`, the :class:`training.
 caching, :mod:`jrft_utils.dynamics` for LBK and NLL, and the summary (its ``text`` section).
 
 1. :func:`pretrain`: a tiny ``Qwen2ForCausalLM`` learns arithmetic and science (cached stage).
-2. :func:`run_method`: SFT on answers (``sft_gt``), GRPO (``rft``), SFT on the teacher's reasoning
+2. :func:`run_methods`: SFT on answers (``sft_gt``), GRPO (``rft``), SFT on the teacher's reasoning
    (``sft_teacher``) and SFT on the final RFT model's correct rollouts (``sft_rft_rollouts``), one run per
-   seed, each with curves of task accuracy and prior knowledge.
+   seed, each with curves of task accuracy and prior knowledge, trained `run.workers` at a time.
 3. :func:`corpus_dynamics`: LBK, direction and NLL under the base of each SFT corpus.
 """
 
@@ -212,56 +212,82 @@ def corpus_samples(profile: str, name: str, seed: int) -> list[dict[str, Any]]:
     return json.loads((out / "corpus.json").read_text())
 
 
+def _run_spec(profile: str, method: str, seed: int, frontier: bool, overrides: dict[str, Any]):
+    """A :func:`finetune` run's recipe, folder and stage parameters."""
+    if method not in CORPUS_OF and method != "rft":
+        raise ValueError(f"unknown text method {method!r}; methods: {METHODS[1:]}")
+    section = "text_rft" if method == "rft" else "text_sft"
+    cfg = profiles.section(profile, section, **overrides)
+    out = rft_run_dir(profile, seed) if method == "rft" and not frontier else \
+        run_dir(profile) / method / f"lr{cfg['learning_rate']:g}" / f"seed{seed}"
+    inputs = {"base": stages.stage_fingerprint(base_dir(profile), NOTEBOOK, profile)}
+    if method == "sft_rft_rollouts":
+        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), NOTEBOOK, profile)
+    recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
+    params = {"method": method, "cfg": recipe, "seed": seed, "world": profiles.section(profile, "text_world"),
+              "inputs": inputs}
+    return cfg, out, params
+
+
 def finetune(profile: str, method: str, seed: int, progress: bool = True, *, frontier: bool = False,
              **overrides: Any) -> dict[str, Any]:
     """One cached fine-tuning run of the text base: ``rft`` (GRPO on the new task; ``overrides``
     are ``text_rft`` knobs) or an SFT method of :data:`CORPUS_OF` (``text_sft`` knobs). Returns
     ``metrics.json`` (steps, train time, final point) plus ``curves``. ``frontier``: a GRPO run of the
     frontier's sweep at a rate other than the main runs' (kept in its own folder, without its model)."""
-    if method not in CORPUS_OF and method != "rft":
-        raise ValueError(f"unknown text method {method!r}; methods: {METHODS[1:]}")
-    section = "text_rft" if method == "rft" else "text_sft"
-    cfg = profiles.section(profile, section, **overrides)
-    base = base_dir(profile)
-    out = rft_run_dir(profile, seed) if method == "rft" and not frontier else \
-        run_dir(profile) / method / f"lr{cfg['learning_rate']:g}" / f"seed{seed}"
-    inputs = {"base": stages.stage_fingerprint(base, NOTEBOOK, profile)}
-    if method == "sft_rft_rollouts":
-        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), NOTEBOOK, profile)
-    recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
-    params = {"method": method, "cfg": recipe, "seed": seed, "world": profiles.section(profile, "text_world"),
-              "inputs": inputs}
+    cfg, out, params = _run_spec(profile, method, seed, frontier, overrides)
     done = stages.cached(out, params)
     if done is None:
         shutil.rmtree(out, ignore_errors=True)
-        tokenizer = model_factory.load_checkpoint(base)[1]
+        tokenizer = model_factory.load_checkpoint(base_dir(profile))[1]
         prior_sets, tasks = test_sets(profile), task_split(profile, "test")
         evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks)
-        start_cache = run_dir(profile) / "start_points" / f"{stages.fingerprint(params['world'] | inputs)}.json"
+        start_cache = run_dir(profile) / "start_points" / f"{stages.fingerprint(params['world'] | params['inputs'])}.json"
         callbacks = [training.CurveCallback(evaluate_fn, cfg["eval_every"], out / training.CURVES_FILE,
                                             start_cache=start_cache)]
         if method == "rft":
             data, kind, rewards = grpo_dataset(task_split(profile, "train")), "rft", list(textworld.REWARD_FUNCS)
         else:
             data, kind, rewards = sft_dataset(corpus_samples(profile, CORPUS_OF[method], seed)), "sft", None
-        training.train(kind, base, data, cfg, out, seed, callbacks, save_model=method == "rft" and not frontier,
-                       reward_funcs=rewards, progress=progress)
+        training.train(kind, base_dir(profile), data, cfg, out, seed, callbacks,
+                       save_model=method == "rft" and not frontier, reward_funcs=rewards, progress=progress)
         done = json.loads((out / training.METRICS_FILE).read_text())
         stages.mark_done(out, params, done)
     return done | {"curves": training.load_curves(out), "dir": str(out)}
 
 
+def finetune_runs(profile: str, calls: dict[Any, dict[str, Any]], progress: bool = True) -> dict[Any, dict[str, Any]]:
+    """:func:`finetune` for each of ``calls`` (``{key: {"method", "seed", "frontier", "overrides"}}``), by
+    key. Finished runs are read back; the others are trained one at a time in this process when the
+    profile's ``run.workers`` is 1, else by :func:`training.run_in_workers` (each run's trainer output in
+    ``<run dir>.log``), as the vision runs are."""
+    runs, pending = {}, {}
+    for key, c in calls.items():
+        _, out, params = _run_spec(profile, c["method"], c["seed"], c.get("frontier", False), c.get("overrides", {}))
+        if stages.cached(out, params) is not None or profiles.section(profile, "run")["workers"] == 1:
+            runs[key] = finetune(profile, c["method"], c["seed"], progress, frontier=c.get("frontier", False),
+                                 **c.get("overrides", {}))
+        else:
+            pending[key] = (partial(finetune, profile, c["method"], c["seed"], False, frontier=c.get("frontier", False),
+                                    **c.get("overrides", {})), out.with_suffix(".log"))
+    return runs | training.run_in_workers(pending, profiles.section(profile, "run")["workers"], "text runs", progress)
+
+
 def run_methods(profile: str, seeds: list[int], sft: dict[str, Any] | None = None,
                 rft: dict[str, Any] | None = None, progress: bool = True) -> dict[str, dict[int, dict[str, Any]]]:
-    """Every fine-tuning method for every seed (RFT first: its rollouts make a corpus), with ``sft`` /
-    ``rft`` overrides of the recipes, recorded in the summary's ``text`` section together with the base
-    (the curves' step 0). A seed whose RFT model solved no training task has no ``sft_rft_rollouts`` run."""
-    runs: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in ("rft", "sft_gt", "sft_teacher", "sft_rft_rollouts")}
-    for seed in seeds:
-        for method in runs:
-            if method == "sft_rft_rollouts" and not corpus_samples(profile, "rft_rollouts", seed):
-                continue
-            runs[method][seed] = finetune(profile, method, seed, progress, **((rft if method == "rft" else sft) or {}))
+    """Every fine-tuning method for every seed (:func:`finetune_runs`; RFT first: its rollouts make a
+    corpus), with ``sft`` / ``rft`` overrides of the recipes, recorded in the summary's ``text`` section
+    together with the base (the curves' step 0). A seed whose RFT model solved no training task has no
+    ``sft_rft_rollouts`` run."""
+    rft_runs = finetune_runs(profile, {seed: {"method": "rft", "seed": seed, "overrides": rft or {}} for seed in seeds},
+                             progress)
+    # the RFT runs come first: the rft_rollouts corpus of each seed is sampled from its RFT model
+    sft_calls = {(method, seed): {"method": method, "seed": seed, "overrides": sft or {}}
+                 for seed in seeds for method in CORPUS_OF
+                 if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
+    sft_runs = finetune_runs(profile, sft_calls, progress)
+    runs = {"rft": {seed: rft_runs[seed] for seed in seeds}} | {
+        method: {seed: sft_runs[method, seed] for seed in seeds if (method, seed) in sft_runs} for method in CORPUS_OF}
     for method, by_seed in runs.items():
         for seed, run in by_seed.items():
             results.record_text(profile, "method", method, seed, summary_metrics(run))
@@ -276,7 +302,8 @@ def lr_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None, rft: di
              progress: bool = True) -> dict[str, dict[float, dict[str, Any]]]:
     """Every SFT corpus at each rate of ``text_sft.lr_sweep`` and GRPO at each rate of
     ``text_rft.lr_sweep`` (with the ``sft`` / ``rft`` overrides) for one seed; runs at the main rates are
-    reused from :func:`run_methods`. Returns ``{method: {learning_rate: run}}``, for the forgetting
+    reused from :func:`run_methods` (:func:`finetune_runs`; GRPO first: its main run's rollouts make a
+    corpus). Returns ``{method: {learning_rate: run}}``, for the forgetting
     frontier. Runs at the other rates are measured at the start and the end only (the frontier needs
     their final point)."""
     sft_cfg = profiles.section(profile, "text_sft", **(sft or {}))
@@ -286,11 +313,15 @@ def lr_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None, rft: di
         knobs = {k: v for k, v in (overrides or {}).items() if k not in ("learning_rate", "lr_sweep")}
         return knobs | training.sweep_knobs(cfg, lr)
 
-    runs = {method: {lr: finetune(profile, method, seed, progress, **at(sft_cfg, sft, lr)) for lr in sft_cfg["lr_sweep"]}
-            for method in CORPUS_OF if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
-    runs["rft"] = {lr: finetune(profile, "rft", seed, progress, frontier=lr != rft_cfg["learning_rate"],
-                                **at(rft_cfg, rft, lr)) for lr in rft_cfg["lr_sweep"]}
-    return runs
+    rft_runs = finetune_runs(profile, {lr: {"method": "rft", "seed": seed, "frontier": lr != rft_cfg["learning_rate"],
+                                            "overrides": at(rft_cfg, rft, lr)} for lr in rft_cfg["lr_sweep"]}, progress)
+    sft_calls = {(method, lr): {"method": method, "seed": seed, "overrides": at(sft_cfg, sft, lr)}
+                 for method in CORPUS_OF for lr in sft_cfg["lr_sweep"]
+                 if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
+    sft_runs = finetune_runs(profile, sft_calls, progress)
+    runs = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in CORPUS_OF
+            if (method, sft_cfg["lr_sweep"][0]) in sft_runs}
+    return runs | {"rft": {lr: rft_runs[lr] for lr in rft_cfg["lr_sweep"]}}
 
 
 def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:

@@ -346,14 +346,8 @@ def _record_runs(profile: str, corpus: str, runs: dict[str, Any]) -> None:
 def train_runs(profile: str, method: str, jobs: dict[Any, dict[str, Any]], progress: bool = True) -> dict[Any, dict[str, Any]]:
     """The :func:`finetune` runs of ``jobs`` (``{key: {"corpus", "source", "seed", "keep_model", "knobs"}}``,
     ``source`` as in :func:`run_methods`), by key. Finished runs are read back; the others are trained one
-    at a time in this process when the profile's ``run.workers`` is 1, else ``workers`` at a time, each in
-    a worker process on one thread (so a run's numbers do not depend on which other runs were cached),
-    whose trainer output goes to ``<run dir>.log``."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from tqdm.auto import tqdm
-
+    at a time in this process when the profile's ``run.workers`` is 1, else by :func:`run_in_workers`, each
+    trainer's output in ``<run dir>.log``."""
     jigsaw_test, prior_tests = evaluation_sets(profile, method)
     done: dict[Any, dict[str, Any]] = {}
     pending: dict[Any, FinetuneJob] = {}
@@ -371,12 +365,32 @@ def train_runs(profile: str, method: str, jobs: dict[Any, dict[str, Any]], progr
     if workers == 1:
         for key, pending_job in pending.items():
             done[key] = pending_job.run(jigsaw_test, prior_tests)
-    elif pending:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_on_one_thread, pending_job): key for key, pending_job in pending.items()}
-            for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
-                               desc=f"{method} runs, {workers} at a time"):
-                done[futures[future]] = future.result()
+    else:
+        done |= run_in_workers({key: (partial(_run_with_own_sets, job), job.log_path()) for key, job in pending.items()},
+                               workers, f"{method} runs", progress)
+    return done
+
+
+def run_in_workers(calls: dict[Any, tuple[Callable[[], Any], Path]], workers: int, desc: str,
+                   progress: bool = True) -> dict[Any, Any]:
+    """``{key: call()}`` for the ``calls`` (``{key: (call, log)}``, each ``call`` picklable: a module-level
+    function or a partial of one), ``workers`` at a time, each in a spawned worker process on one thread
+    (so a run's numbers do not depend on which other runs were cached) whose output (step logs, progress
+    bars, warnings) goes to its ``log`` rather than to the notebook, which would otherwise receive it from
+    the shared terminal."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    if not calls:
+        return {}
+    done = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_call_on_one_thread, call, log): key for key, (call, log) in calls.items()}
+        for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
+                           desc=f"{desc}, {workers} at a time"):
+            done[futures[future]] = future.result()
     return done
 
 
@@ -398,22 +412,28 @@ class FinetuneJob:
         return finetune(self.profile, self.method, self.corpus, self.dataset, jigsaw_test, prior_tests, self.seed,
                         inputs=self.inputs, keep_model=self.keep_model, **self.knobs)
 
+    def log_path(self) -> Path:
+        """Where the run's trainer output goes when it is trained in a worker process."""
+        learning_rate = profiles.section(self.profile, self.method, **self.knobs)["learning_rate"]
+        return run_dir_for(self.profile, self.corpus, learning_rate, self.seed).with_suffix(".log")
 
-def _run_on_one_thread(job: FinetuneJob) -> dict[str, Any]:
-    """A :func:`train_runs` job in a worker process: one thread, its own copy of the evaluation sets, and
-    the trainer's output (step logs, progress bars, warnings) in ``<run dir>.log`` rather than in the
-    notebook, which would otherwise receive it from the shared terminal."""
+
+def _run_with_own_sets(job: FinetuneJob) -> dict[str, Any]:
+    """A :func:`train_runs` job in a worker process, with its own copy of the evaluation sets."""
+    return job.run(*evaluation_sets(job.profile, job.method))
+
+
+def _call_on_one_thread(call: Callable[[], Any], log: Path) -> Any:
+    """``call()`` in a :func:`run_in_workers` process: one thread, output to ``log``."""
     import os
     import sys
 
-    learning_rate = profiles.section(job.profile, job.method, **job.knobs)["learning_rate"]
-    log = run_dir_for(job.profile, job.corpus, learning_rate, job.seed).with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     with open(log, "w") as out:
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
-        return job.run(*evaluation_sets(job.profile, job.method))
+        return call()
 
 
 def sweep_knobs(recipe: dict[str, Any], learning_rate: float) -> dict[str, Any]:

@@ -95,6 +95,26 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
         tx.finetune("smoke", "sft_early_rollouts", 0)
 
 
+def test_text_runs_train_in_worker_processes_and_are_read_back(tmp_path, monkeypatch):
+    """With ``run.workers`` = 2 the text runs go to spawned one-thread workers (RFT first, its rollouts
+    make a corpus), each with its trainer's output in ``<run dir>.log``; a second call reads them back."""
+    from jrft_utils import profiles
+
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
+    monkeypatch.setitem(profiles.PROFILES["smoke"]["run"], "workers", 2)
+    results.start_summary("smoke")
+    tx.pretrain("smoke", progress=False)
+    runs = tx.run_methods("smoke", [0], progress=False)
+    assert {m: list(r) for m, r in runs.items()} == {m: [0] for m in ("rft", "sft_gt", "sft_teacher", "sft_rft_rollouts")}
+    for by_seed in runs.values():
+        assert "train_runtime" in Path(by_seed[0]["dir"]).with_suffix(".log").read_text()
+    assert tx.run_methods("smoke", [0], progress=False) == runs
+    sweep = tx.lr_sweep("smoke", 0, sft={"lr_sweep": [1e-4, 3e-4]}, rft={"lr_sweep": [1e-4, 3e-4]}, progress=False)
+    assert sweep["sft_rft_rollouts"][1e-4] == runs["sft_rft_rollouts"][0]
+    other = Path(sweep["rft"][3e-4]["dir"])
+    assert other != Path(runs["rft"][0]["dir"]) and "train_runtime" in other.with_suffix(".log").read_text()
+
+
 def test_missing_text_base_names_the_notebook(tmp_path, monkeypatch):
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="08_text_only"):
