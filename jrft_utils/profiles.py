@@ -53,9 +53,11 @@ _CPU: dict[str, dict[str, Any]] = {
     # Pretraining of the base model (notebook 00): the vision stage (vision_*), then SFT on the world's
     # questions with the vision tower frozen (freeze_vision). Measured on one machine, base seed 0: 900
     # vision steps told the shapes of held-out objects apart 81 % of the time, 1,800 steps 99 %; 2,000
-    # SFT steps instead of 1,000 took the prior mean from 0.52 to 0.68 (6 to 8.5 min of pretraining in all, by machine load).
+    # SFT steps instead of 1,000 took the prior mean from 0.52 to 0.68; 3,000 instead of 2,000 (base seeds
+    # 0-2, one thread) from 0.647 to 0.761 on average, with no grounding collapse. The same 3,000 steps on
+    # batches of 24 or 20 (fewer samples) gave 0.685 and 0.681, with a collapse at 24 (README, issue 3).
     "pretrain": {"vision_steps": 1800, "vision_batch_size": 64, "vision_learning_rate": 1e-3, "freeze_vision": True,
-                 "steps": 2000, "batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine",
+                 "steps": 3000, "batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine",
                  "warmup_steps": 50, "logging_steps": 25, "threads": 2},
     # Jigsaw puzzles (notebook 01). rows x cols: 2 x 2 on CPU, provisional (the lead checks that the tiny
     # model learns it; the paper's 3 x 3 on GPU). photo_fraction: share of real-photo crops, the rest
