@@ -257,20 +257,21 @@ def finetune(profile: str, method: str, seed: int, progress: bool = True, *, fro
 
 
 def finetune_runs(profile: str, calls: dict[Any, dict[str, Any]], progress: bool = True) -> dict[Any, dict[str, Any]]:
-    """:func:`finetune` for each of ``calls`` (``{key: {"method", "seed", "frontier", "overrides"}}``), by
-    key. Finished runs are read back; the others are trained one at a time in this process when the
+    """:func:`finetune` for each of ``calls`` (``{key: {"method", "seed"[, "frontier"][, "overrides"]}}``),
+    by key. Finished runs are read back; the others are trained one at a time in this process when the
     profile's ``run.workers`` is 1, else by :func:`training.run_in_workers` (each run's trainer output in
     ``<run dir>.log``), as the vision runs are."""
+    workers = profiles.section(profile, "run")["workers"]
     runs, pending = {}, {}
     for key, c in calls.items():
-        _, out, params = _run_spec(profile, c["method"], c["seed"], c.get("frontier", False), c.get("overrides", {}))
-        if stages.cached(out, params) is not None or profiles.section(profile, "run")["workers"] == 1:
-            runs[key] = finetune(profile, c["method"], c["seed"], progress, frontier=c.get("frontier", False),
-                                 **c.get("overrides", {}))
+        frontier, overrides = c.get("frontier", False), c.get("overrides", {})
+        _, out, params = _run_spec(profile, c["method"], c["seed"], frontier, overrides)
+        if workers == 1 or stages.cached(out, params) is not None:
+            runs[key] = finetune(profile, c["method"], c["seed"], progress, frontier=frontier, **overrides)
         else:
-            pending[key] = (partial(finetune, profile, c["method"], c["seed"], False, frontier=c.get("frontier", False),
-                                    **c.get("overrides", {})), out.with_suffix(".log"))
-    return runs | training.run_in_workers(pending, profiles.section(profile, "run")["workers"], "text runs", progress)
+            pending[key] = (partial(finetune, profile, c["method"], c["seed"], False, frontier=frontier, **overrides),
+                            out.with_suffix(".log"))
+    return runs | training.run_in_workers(pending, workers, "text runs", progress)
 
 
 def run_methods(profile: str, seeds: list[int], sft: dict[str, Any] | None = None,
