@@ -236,10 +236,11 @@ def finetune(profile: str, method: str, seed: int, progress: bool = True, *, fro
     ``metrics.json`` (steps, train time, final point) plus ``curves``. ``frontier``: a GRPO run of the
     frontier's sweep at a rate other than the main runs' (kept in its own folder, without its model)."""
     cfg, out, params = _run_spec(profile, method, seed, frontier, overrides)
+    base = base_dir(profile)
     done = stages.cached(out, params)
     if done is None:
         shutil.rmtree(out, ignore_errors=True)
-        tokenizer = model_factory.load_checkpoint(base_dir(profile))[1]
+        tokenizer = model_factory.load_checkpoint(base)[1]
         prior_sets, tasks = test_sets(profile), task_split(profile, "test")
         evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks)
         start_cache = run_dir(profile) / "start_points" / f"{stages.fingerprint(params['world'] | params['inputs'])}.json"
@@ -249,7 +250,7 @@ def finetune(profile: str, method: str, seed: int, progress: bool = True, *, fro
             data, kind, rewards = grpo_dataset(task_split(profile, "train")), "rft", list(textworld.REWARD_FUNCS)
         else:
             data, kind, rewards = sft_dataset(corpus_samples(profile, CORPUS_OF[method], seed)), "sft", None
-        training.train(kind, base_dir(profile), data, cfg, out, seed, callbacks,
+        training.train(kind, base, data, cfg, out, seed, callbacks,
                        save_model=method == "rft" and not frontier, reward_funcs=rewards, progress=progress)
         done = json.loads((out / training.METRICS_FILE).read_text())
         stages.mark_done(out, params, done)
@@ -316,12 +317,10 @@ def lr_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None, rft: di
 
     rft_runs = finetune_runs(profile, {lr: {"method": "rft", "seed": seed, "frontier": lr != rft_cfg["learning_rate"],
                                             "overrides": at(rft_cfg, rft, lr)} for lr in rft_cfg["lr_sweep"]}, progress)
-    sft_calls = {(method, lr): {"method": method, "seed": seed, "overrides": at(sft_cfg, sft, lr)}
-                 for method in CORPUS_OF for lr in sft_cfg["lr_sweep"]
-                 if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
-    sft_runs = finetune_runs(profile, sft_calls, progress)
-    runs = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in CORPUS_OF
-            if (method, sft_cfg["lr_sweep"][0]) in sft_runs}
+    methods = [m for m in CORPUS_OF if m != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)]
+    sft_runs = finetune_runs(profile, {(method, lr): {"method": method, "seed": seed, "overrides": at(sft_cfg, sft, lr)}
+                                       for method in methods for lr in sft_cfg["lr_sweep"]}, progress)
+    runs = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in methods}
     return runs | {"rft": {lr: rft_runs[lr] for lr in rft_cfg["lr_sweep"]}}
 
 
