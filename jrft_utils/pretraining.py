@@ -58,6 +58,20 @@ def cell_labels(spec: dict[str, Any]) -> list[int]:
     return labels
 
 
+def patch_cells(model) -> torch.Tensor:
+    """The world's grid cell (0..8, row-major) that each image token's patch lies in."""
+    side = model.config.vision_config.image_size // model.config.vision_config.patch_size
+    g = world.GRID
+    return torch.tensor([(r * g // side) * g + c * g // side for r in range(side) for c in range(side)])
+
+
+def image_token_features(model, processor, images: list) -> torch.Tensor:
+    """The image tokens the decoder sees (vision tower, then projector): ``(images, patches, hidden)``."""
+    px = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    feats = model.model.get_image_features(pixel_values=px)
+    return torch.stack(list(getattr(feats, "pooler_output", feats)))
+
+
 def pretrain_vision(model, processor, samples: list[dict[str, Any]], steps: int, batch_size: int,
                     learning_rate: float, seed: int, progress: bool = True) -> list[dict[str, float]]:
     """Stage 1: train the vision tower and projector to say, for every image token, what its grid cell
@@ -67,12 +81,8 @@ def pretrain_vision(model, processor, samples: list[dict[str, Any]], steps: int,
     from tqdm.auto import tqdm
 
     gen = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    side = cfg.vision_config.image_size // cfg.vision_config.patch_size
-    cells_per_side = world.GRID
-    patch_cell = torch.tensor([(r * cells_per_side // side) * cells_per_side + c * cells_per_side // side
-                               for r in range(side) for c in range(side)])
-    head = torch.nn.Linear(cfg.text_config.hidden_size, N_CONTENT + world.GRID ** 2)
+    patch_cell = patch_cells(model)
+    head = torch.nn.Linear(model.config.text_config.hidden_size, N_CONTENT + world.GRID ** 2)
     params = [*model.model.vision_tower.parameters(), *model.model.multi_modal_projector.parameters(),
               *head.parameters()]
     opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
@@ -89,10 +99,7 @@ def pretrain_vision(model, processor, samples: list[dict[str, Any]], steps: int,
     for step in tqdm(range(steps), desc="vision stage", disable=not progress):
         idx = torch.cat([torch.randint(len(samples), (batch_size - batch_size // 2,), generator=gen),
                          with_digits[torch.randint(len(with_digits), (batch_size // 2,), generator=gen)]])
-        px = processor.image_processor([samples[i]["image"] for i in idx], return_tensors="pt")["pixel_values"]
-        feats = model.model.get_image_features(pixel_values=px)
-        feats = torch.stack(list(getattr(feats, "pooler_output", feats)))  # (batch, patches, hidden)
-        out = head(feats)
+        out = head(image_token_features(model, processor, [samples[i]["image"] for i in idx]))
         content = labels[idx][:, patch_cell]
         loss = torch.nn.functional.cross_entropy(out[..., :N_CONTENT].reshape(-1, N_CONTENT), content.reshape(-1))
         loss = loss + torch.nn.functional.cross_entropy(out[..., N_CONTENT:].reshape(-1, world.GRID ** 2),
@@ -227,3 +234,66 @@ def plot_loss(log: list[dict[str, float]], vision_log: list[dict[str, float]] | 
         ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], loc="center right", fontsize=8)
     fig.suptitle(title)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# Diagnosis: how well does the base read handwritten digits (OCR and reasoning depend on it)?
+# ----------------------------------------------------------------------------------------------------
+def digit_reading(model, processor, n_scenes: int = 300, seed: int = 1, batch_size: int = 100,
+                  progress: bool = False) -> dict[str, dict[str, float]]:
+    """The base's OCR answers on ``n_scenes`` fresh scenes (``seed``) per digit pool: ``"train_pool"``
+    (the handwritten images pretraining drew from, in new scenes) and ``"held_out"`` (the test images).
+    Per pool: ``exact`` (the whole row right, as the OCR score) and ``per_digit`` (the share of the
+    row's digits read right in their position; a missing digit counts as wrong)."""
+    from jrft_utils import evaluation
+
+    out = {}
+    for pool, split in (("train_pool", "train"), ("held_out", "test")):
+        samples = world.generate("ocr", n_scenes, seed, model.config.vision_config.image_size, split=split)
+        completions = evaluation.generate_completions(
+            model, processor, [s["image"] for s in samples], [s["prompt"] for s in samples],
+            max_new_tokens=48, batch_size=batch_size, progress=progress, desc=f"reading digits ({pool})")
+        answers = [world.answer_text(c).split() for c in completions]
+        targets = [s["target"].split() for s in samples]
+        right = sum(a[i:i + 1] == [d] for a, t in zip(answers, targets) for i, d in enumerate(t))
+        out[pool] = {"exact": sum(a == t for a, t in zip(answers, targets)) / n_scenes,
+                     "per_digit": right / sum(len(t) for t in targets)}
+    return out
+
+
+def vision_digit_probe(model, processor, n_fit: int = 1000, n_score: int = 300, seed: int = 1,
+                       batch_size: int = 100) -> dict[str, float]:
+    """What the image tokens let a reader of digits reach at best, linearly: a logistic regression from
+    the image tokens of a digit's cell (concatenated) to the digit, fit on the digits of ``n_fit`` OCR
+    scenes drawn from the training images, scored on ``n_score`` fresh scenes of training images
+    (``"train_pool"``) and of held-out images (``"held_out"``). A ceiling for :func:`digit_reading`
+    set by the vision stage (the tower is frozen afterwards)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    patch_cell = patch_cells(model).numpy()
+    size = model.config.vision_config.image_size
+
+    def digits(n: int, seed_: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+        samples = world.generate("ocr", n, seed_, size, split=split)
+        xs, ys = [], []
+        with torch.no_grad():
+            for k in range(0, n, batch_size):
+                batch = samples[k:k + batch_size]
+                feats = image_token_features(model, processor, [s["image"] for s in batch]).numpy()
+                for s, f in zip(batch, feats):
+                    for it in json.loads(s["spec"])["items"]:
+                        xs.append(f[patch_cell == it["cell"]].reshape(-1))
+                        ys.append(int(world._digits()[1][it["index"]]))
+        return np.array(xs), np.array(ys)
+
+    was_training = model.training
+    model.eval()
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(*digits(n_fit, seed, "train"))
+    scores = {pool: float(probe.score(*digits(n_score, seed + 1, split)))
+              for pool, split in (("train_pool", "train"), ("held_out", "test"))}
+    if was_training:
+        model.train()
+    return scores

@@ -81,3 +81,64 @@ def test_missing_pretrain_log_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(model, "base_checkpoint_dir", lambda profile: tmp_path / "none")
     with pytest.raises(FileNotFoundError, match="00_base_model"):
         pretraining.load_pretrain_log("smoke")
+
+
+@pytest.fixture
+def recorded_ocr(monkeypatch):
+    """Every sample ``world.generate`` draws, by the id of its image (to fake what a model makes of it),
+    and the samples of each digit pool (``split``) in the order drawn."""
+    from jrft_utils import world
+
+    recorded, by_split, generate = {}, {"train": [], "test": []}, world.generate
+
+    def recording(*args, split="train", **kwargs):
+        samples = generate(*args, split=split, **kwargs)
+        recorded.update({id(s["image"]): s for s in samples})
+        by_split[split].extend(samples)
+        return samples
+
+    monkeypatch.setattr(world, "generate", recording)
+    recorded["by_split"] = by_split
+    return recorded
+
+
+def test_digit_reading_scores_whole_rows_and_digits_in_place(monkeypatch, recorded_ocr):
+    """A reader that drops the last digit of every row: no row is exact, and it reads every other digit
+    of the row, in its position, in both digit pools."""
+    from jrft_utils import evaluation
+
+    def drop_last(model, processor, images, prompts, **kwargs):
+        return [f"<think> x </think> <answer> {' '.join(recorded_ocr[id(im)]['target'].split()[:-1])} </answer>"
+                for im in images]
+
+    monkeypatch.setattr(evaluation, "generate_completions", drop_last)
+    processor = model.build_processor("smoke")
+    m = model.build_model("smoke", 0, processor)
+    out = pretraining.digit_reading(m, processor, n_scenes=20)
+    for pool, split in (("train_pool", "train"), ("held_out", "test")):
+        lengths = [len(s["target"].split()) for s in recorded_ocr["by_split"][split]]
+        assert len(lengths) == 20 and max(lengths) > min(lengths)
+        assert out[pool] == {"exact": 0.0, "per_digit": pytest.approx(sum(n - 1 for n in lengths) / sum(lengths))}
+
+
+def test_vision_digit_probe_reads_the_tokens_of_the_digits_cell(monkeypatch, recorded_ocr):
+    """Image tokens that one-hot encode the digit of their cell are read perfectly by the probe, in both
+    pools; the same code in the tokens of the next cell (the probe looking at the wrong patches) is not."""
+    from jrft_utils import world
+
+    def one_hot(shift):
+        def features(model, processor, images):
+            cells = pretraining.patch_cells(model)
+            out = torch.zeros(len(images), len(cells), 10)
+            for b, im in enumerate(images):
+                for it in json.loads(recorded_ocr[id(im)]["spec"])["items"]:
+                    out[b, cells == (it["cell"] + shift) % world.GRID ** 2, world._digits()[1][it["index"]]] = 1.0
+            return out
+        return features
+
+    processor = model.build_processor("smoke")
+    m = model.build_model("smoke", 0, processor)
+    monkeypatch.setattr(pretraining, "image_token_features", one_hot(0))
+    assert pretraining.vision_digit_probe(m, processor, n_fit=80, n_score=40) == {"train_pool": 1.0, "held_out": 1.0}
+    monkeypatch.setattr(pretraining, "image_token_features", one_hot(1))
+    assert max(pretraining.vision_digit_probe(m, processor, n_fit=80, n_score=40).values()) < 0.6
