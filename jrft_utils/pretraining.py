@@ -247,6 +247,8 @@ def digit_reading(model, processor, n_scenes: int = 300, seed: int = 1, batch_si
     row's digits read right in their position; a missing digit counts as wrong)."""
     from jrft_utils import evaluation
 
+    if n_scenes < 1:
+        raise ValueError(f"n_scenes must be >= 1, got {n_scenes}")
     out = {}
     for pool, split in (("train_pool", "train"), ("held_out", "test")):
         samples = world.generate("ocr", n_scenes, seed, model.config.vision_config.image_size, split=split)
@@ -266,8 +268,11 @@ def vision_digit_probe(model, processor, n_fit: int = 1000, n_score: int = 300, 
     """What the image tokens let a reader of digits reach at best, linearly: a logistic regression from
     the image tokens of a digit's cell (concatenated) to the digit, fit on the digits of ``n_fit`` OCR
     scenes drawn from the training images, scored on ``n_score`` fresh scenes of training images
-    (``"train_pool"``) and of held-out images (``"held_out"``). A ceiling for :func:`digit_reading`
-    set by the vision stage (the tower is frozen afterwards)."""
+    (``"train_pool"``) and of held-out images (``"held_out"``). A reference for :func:`digit_reading`
+    set by the vision stage (the tower is frozen afterwards); not a strict ceiling, since the decoder
+    reads the tokens non-linearly."""
+    if min(n_fit, n_score) < 1:
+        raise ValueError(f"n_fit and n_score must be >= 1, got {n_fit} and {n_score}")
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

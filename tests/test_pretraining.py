@@ -142,3 +142,12 @@ def test_vision_digit_probe_reads_the_tokens_of_the_digits_cell(monkeypatch, rec
     assert pretraining.vision_digit_probe(m, processor, n_fit=80, n_score=40) == {"train_pool": 1.0, "held_out": 1.0}
     monkeypatch.setattr(pretraining, "image_token_features", one_hot(1))
     assert max(pretraining.vision_digit_probe(m, processor, n_fit=80, n_score=40).values()) < 0.6
+
+
+def test_digit_diagnosis_refuses_empty_samples():
+    processor = model.build_processor("smoke")
+    m = model.build_model("smoke", 0, processor)
+    with pytest.raises(ValueError, match="n_scenes must be >= 1, got 0"):
+        pretraining.digit_reading(m, processor, n_scenes=0)
+    with pytest.raises(ValueError, match="n_fit and n_score must be >= 1, got 10 and 0"):
+        pretraining.vision_digit_probe(m, processor, n_fit=10, n_score=0)
