@@ -242,9 +242,10 @@ def plot_loss(log: list[dict[str, float]], vision_log: list[dict[str, float]] | 
 def digit_reading(model, processor, n_scenes: int = 300, seed: int = 1, batch_size: int = 100,
                   progress: bool = False) -> dict[str, dict[str, float]]:
     """The base's OCR answers on ``n_scenes`` fresh scenes (``seed``) per digit pool: ``"train_pool"``
-    (the handwritten images pretraining drew from, in new scenes) and ``"held_out"`` (the test images).
-    Per pool: ``exact`` (the whole row right, as the OCR score) and ``per_digit`` (the share of the
-    row's digits read right in their position; a missing digit counts as wrong)."""
+    (the handwritten images pretraining drew from, in new scenes) and ``"held_out"`` (the test images),
+    generated and scored by the prior-knowledge yardstick (:func:`evaluation.evaluate_prior`). Per pool:
+    ``exact`` (its OCR score: the whole row right) and ``per_digit`` (the share of the row's digits read
+    right in their position; a missing digit counts as wrong)."""
     from jrft_utils import evaluation
 
     if n_scenes < 1:
@@ -252,14 +253,12 @@ def digit_reading(model, processor, n_scenes: int = 300, seed: int = 1, batch_si
     out = {}
     for pool, split in (("train_pool", "train"), ("held_out", "test")):
         samples = world.generate("ocr", n_scenes, seed, model.config.vision_config.image_size, split=split)
-        completions = evaluation.generate_completions(
-            model, processor, [s["image"] for s in samples], [s["prompt"] for s in samples],
-            max_new_tokens=48, batch_size=batch_size, progress=progress, desc=f"reading digits ({pool})")
-        answers = [world.answer_text(c).split() for c in completions]
+        scored = evaluation.evaluate_prior(model, processor, {"ocr": samples}, batch_size=batch_size,
+                                           progress=progress, return_completions=True)
+        answers = [world.answer_text(c).split() for c, _ in scored["completions"]["ocr"]]
         targets = [s["target"].split() for s in samples]
         right = sum(a[i:i + 1] == [d] for a, t in zip(answers, targets) for i, d in enumerate(t))
-        out[pool] = {"exact": sum(a == t for a, t in zip(answers, targets)) / n_scenes,
-                     "per_digit": right / sum(len(t) for t in targets)}
+        out[pool] = {"exact": scored["ocr"], "per_digit": right / sum(len(t) for t in targets)}
     return out
 
 

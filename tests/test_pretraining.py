@@ -107,7 +107,7 @@ def test_digit_reading_scores_whole_rows_and_digits_in_place(monkeypatch, record
     of the row, in its position, in both digit pools."""
     from jrft_utils import evaluation
 
-    def drop_last(model, processor, images, prompts, **kwargs):
+    def drop_last(model, processor, images, prompts, *args, **kwargs):
         return [f"<think> x </think> <answer> {' '.join(recorded_ocr[id(im)]['target'].split()[:-1])} </answer>"
                 for im in images]
 
