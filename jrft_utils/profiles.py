@@ -77,13 +77,15 @@ _CPU: dict[str, dict[str, Any]] = {
     # num_generations prompts a step); rewards hit + acc + fmt, unweighted. snapshot_step: the early
     # checkpoint kept from each main run (its rollouts become notebook 04's early_rollouts corpus).
     # cold_start_steps > 0 (not the paper's recipe; 0 by default): GRPO starts from that many steps of SFT
-    # on ground-truth answers instead of the base (training.cold_start), an exercise of notebook 03.
+    # instead of the base (training.cold_start), an exercise of notebook 03: on the puzzles' true answers
+    # (cold_start_answers "truth") or on random permutations ("random": the format, not the solution),
+    # with cold_start_replay the share of the cold start's samples replayed from the pretraining corpus.
     "rft": {"steps": 300, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
             "rewards": ["hit", "acc", "fmt"],
             "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
             "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30,
-            "cold_start_steps": 0},
+            "cold_start_steps": 0, "cold_start_answers": "truth", "cold_start_replay": 0.0},
     # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
     # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot.
     # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).
@@ -125,7 +127,8 @@ _SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_si
 _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
 _SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4, 1e-3], logging_steps=1, eval_every=2, eval_test_size=8)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, lr_sweep=[1e-4],
-                     eval_every=1, eval_test_size=8, snapshot_step=1, cold_start_steps=1)  # exercises the path
+                     eval_every=1, eval_test_size=8, snapshot_step=1,
+                     cold_start_steps=1, cold_start_answers="random", cold_start_replay=0.5)  # exercises the path
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
 _SMOKE["corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
 _SMOKE["text_model"].update(hidden=32, layers=1, intermediate=64)
@@ -146,6 +149,10 @@ _GPU["benchmarks"].update(names=["refcoco", "docvqa", "mme", "mmstar", "pope", "
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
+
+
+# what a cold start (rft.cold_start_steps) trains on: the puzzles' true answers, or random permutations
+COLD_START_ANSWERS = ("truth", "random")
 
 
 class ProfileError(ValueError):
@@ -171,6 +178,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
                      "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
+    "cold_start_replay": (0, 0.9, True),
     "seed": _NON_NEGATIVE,
     "test_region": (0, 1, False),
     "num_generations": (2, None, True),
@@ -207,6 +215,8 @@ def _check_section(name: str, values: dict[str, Any]) -> None:
         raise ProfileError(f"jigsaw.crop_min ({values['crop_min']}) must not exceed crop_max ({values['crop_max']})")
     if name == "text_world" and not 2 <= values["min_len"] <= values["max_len"]:
         raise ProfileError(f"text_world needs 2 <= min_len <= max_len, got {values['min_len']}, {values['max_len']}")
+    if name == "rft" and values["cold_start_answers"] not in COLD_START_ANSWERS:
+        raise ProfileError(f"rft.cold_start_answers must be one of {COLD_START_ANSWERS}, got {values['cold_start_answers']!r}")
     if name in ("rft", "text_rft") and values["batch_size"] % values["num_generations"]:
         raise ProfileError(f"{name}.batch_size ({values['batch_size']}) must be a multiple of num_generations "
                            f"({values['num_generations']}): each prompt gets a whole group of completions")

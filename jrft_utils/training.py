@@ -16,10 +16,11 @@ from pathlib import Path
 from functools import partial
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from jrft_utils import evaluation, jigsaw, profiles, qwen, results, stages
+from jrft_utils import evaluation, jigsaw, profiles, qwen, results, stages, world
 from jrft_utils import model as model_factory
 
 CURVES_FILE = "curves.json"
@@ -218,7 +219,8 @@ def _plan(profile: str, method: str, corpus: str, seed: int, jigsaw_test, prior_
     base_dir = model_factory.base_checkpoint_dir(profile)
     start = stages.stage_fingerprint(base_dir, "00_base_model", profile)
     if cfg.get("cold_start_steps", 0) > 0:
-        cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets)
+        cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets,
+                          cfg["cold_start_answers"], cfg["cold_start_replay"])
         base_dir, start = Path(cold["dir"]) / "model", stages.stage_fingerprint(cold["dir"], "03_rft", profile)
     out = run_dir_for(profile, corpus, cfg["learning_rate"], seed)
     params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
@@ -271,14 +273,51 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
     return done | {"curves": load_curves(out), "dir": str(out)}
 
 
-def cold_start(profile: str, steps: int, seed: int, jigsaw_test, prior_test_sets: dict) -> dict[str, Any]:
+def cold_start_corpus(profile: str, answers: str, replay: float, seed: int):
+    """The SFT data of a cold start: every training puzzle with its ground-truth answer
+    (``answers="truth"``) or with a uniformly random permutation drawn with ``seed`` (``"random"``: the
+    answer format without the solution), in an empty think block; plus, with ``replay`` > 0, samples of
+    the base's own pretraining corpus (:func:`world.build_train_set` with ``run.base_seed``) making up that
+    share of the corpus, shuffled in."""
+    import datasets
+
+    if answers not in profiles.COLD_START_ANSWERS:
+        raise ValueError(f"cold start answers must be one of {profiles.COLD_START_ANSWERS}, got {answers!r}")
+    if not 0 <= replay < 1:
+        raise ValueError(f"cold start replay must be in [0, 1), got {replay!r}")
+    train = jigsaw.load_or_build_splits(profile)["train"]
+    rng = np.random.default_rng(seed)
+    targets = (train["answer"] if answers == "truth"
+               else [jigsaw.random_answer(rng, r * c) for r, c in zip(train["rows"], train["cols"])])
+    corpus = jigsaw.to_sft(train, [jigsaw.gt_completion(t) for t in targets]).select_columns(
+        ["prompt", "completion", "images"])
+    n_replay = round(len(corpus) * replay / (1 - replay))
+    if n_replay == 0:
+        return corpus
+    pretraining = world.build_train_set(profile, profiles.section(profile, "run")["base_seed"])
+    picked = [pretraining[i] for i in rng.choice(len(pretraining), size=min(n_replay, len(pretraining)), replace=False)]
+    columns = world.to_conversational(picked)
+    columns["completion"] = [[{"role": "assistant", "content": s["completion"]}] for s in picked]
+    replayed = datasets.Dataset.from_dict(columns).cast(corpus.features)
+    return datasets.concatenate_datasets([corpus, replayed]).shuffle(seed=seed)
+
+
+def cold_start_name(steps: int, answers: str = "truth", replay: float = 0.0) -> str:
+    """The corpus name (and run folder) of a cold start: ``cold_start20``, ``cold_start100_random_replay0.5``."""
+    return f"cold_start{steps}" + ("" if answers == "truth" else f"_{answers}") + (f"_replay{replay:g}" if replay else "")
+
+
+def cold_start(profile: str, steps: int, seed: int, jigsaw_test, prior_test_sets: dict, answers: str = "truth",
+               replay: float = 0.0) -> dict[str, Any]:
     """The cached cold start of a cold-started RFT run (``rft.cold_start_steps`` > 0; not the paper's
-    recipe): ``steps`` steps of SFT on ground-truth answers with the profile's ``sft`` recipe, so that the
-    policy writes answers in the jigsaw's format before GRPO samples from it. Its model is in
-    ``<dir>/model``; its curves show what the cold start alone did to prior knowledge."""
-    train_set = jigsaw.to_sft_gt(jigsaw.load_or_build_splits(profile)["train"])
-    return finetune(profile, "sft", f"cold_start{steps}", train_set, jigsaw_test, prior_test_sets, seed,
-                    keep_model=True, steps=steps, eval_every=steps)
+    recipe): ``steps`` steps of SFT with the profile's ``sft`` recipe on :func:`cold_start_corpus`, so
+    that the policy writes answers in the jigsaw's format before GRPO samples from it. With random
+    answers and replay it is a *format warm-up*: it teaches the format but not the solution, while the
+    replayed pretraining samples hold prior knowledge. Its model is in ``<dir>/model``; its curves show
+    what the cold start alone did to prior knowledge and jigsaw accuracy."""
+    corpus = cold_start_corpus(profile, answers, replay, seed)
+    return finetune(profile, "sft", cold_start_name(steps, answers, replay), corpus, jigsaw_test, prior_test_sets,
+                    seed, keep_model=True, steps=steps, eval_every=steps)
 
 
 def evaluation_sets(profile: str, method: str) -> tuple[Any, dict]:

@@ -147,17 +147,20 @@ def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
     assert rollouts1["completion"] != rollouts0["completion"]
 
 
+COLD_START = "cold_start1_random_replay0.5"  # the smoke profile's format warm-up (random answers, replay)
+
+
 def test_the_step0_point_is_measured_once_per_starting_checkpoint(smoke_run):
     _, run = smoke_run
     starts = sorted((run / "finetune" / "start_points").glob("*.json"))
     assert len(starts) == 2  # the base, and the cold start the smoke profile's RFT begins from
     curves = {c: json.loads(next((run / "finetune" / c).glob("lr*/seed0/curves.json")).read_text())
-              for c in ("gt", "teacher", "cold_start1", "rft")}
-    assert curves["gt"][0] == curves["teacher"][0] == curves["cold_start1"][0]  # all start from the base
+              for c in ("gt", "teacher", COLD_START, "rft")}
+    assert curves["gt"][0] == curves["teacher"][0] == curves[COLD_START][0]  # all start from the base
     assert curves["gt"][0]["step"] == curves["rft"][0]["step"] == 0
     # RFT starts from the cold start's final model: its step-0 point is that run's last point
     assert {k: v for k, v in curves["rft"][0].items() if k != "step"} == \
-        {k: v for k, v in curves["cold_start1"][-1].items() if k != "step"}
+        {k: v for k, v in curves[COLD_START][-1].items() if k != "step"}
 
 
 def test_sweep_runs_at_other_rates_are_measured_at_start_and_end_only(smoke_run):

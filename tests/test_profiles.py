@@ -51,6 +51,8 @@ def test_wrong_type_is_refused(section, knob, value, message):
     ("rft", "num_generations", 1, r"rft.num_generations must be >= 2"),
     ("rft", "num_generations", 3, "must be a multiple of num_generations"),
     ("rft", "temperature", 0.0, r"rft.temperature must be > 0"),
+    ("rft", "cold_start_answers", "teacher", r"rft.cold_start_answers must be one of \('truth', 'random'\)"),
+    ("rft", "cold_start_replay", 0.95, r"rft.cold_start_replay must be in \[0, 0.9\]"),
     ("world", "test_per_capability", 0, r"world.test_per_capability must be >= 1"),
     ("run", "seeds", [], "must not be an empty list"),
     ("run", "seeds", [0, -1], r"run.seeds must be >= 0"),

@@ -65,3 +65,39 @@ def test_runs_trained_in_worker_processes_are_cached_and_keep_the_recorded_sweep
     again = training.run_method("smoke", "sft", "gt", data, [0], 3e-4, [3e-4])
     assert again["main"][0] == main
     assert set(training.load_method_results("smoke", "gt", made_by="02_sft")["sweep"]) == {3e-4, 1e-3}
+
+
+def test_cold_start_corpus_teaches_the_format_with_true_or_random_answers_and_replays_the_pretraining_corpus():
+    """``truth``: every puzzle with its own answer; ``random``: valid permutations that are mostly not the
+    answer (the format without the solution); ``replay``: that share of the rows are pretraining samples."""
+    import pytest
+
+    from jrft_utils import jigsaw, world
+
+    train = jigsaw.load_or_build_splits("smoke")["train"]
+    n = len(train)
+
+    def answers(corpus):
+        texts = [row[0]["content"] for row in corpus["completion"]]
+        return [jigsaw.parse_answer(t, 4) for t in texts if jigsaw.follows_template(t) and "<answer> " in t]
+
+    truth = training.cold_start_corpus("smoke", "truth", 0.0, seed=0)
+    assert [jigsaw.answer_text(a) for a in answers(truth)] == list(train["answer"])
+    random = training.cold_start_corpus("smoke", "random", 0.0, seed=0)
+    drawn = [jigsaw.answer_text(a) for a in answers(random)]
+    assert len(drawn) == n and all(a is not None for a in answers(random))
+    assert sum(d == t for d, t in zip(drawn, train["answer"])) < n / 2
+    assert drawn != [jigsaw.answer_text(a) for a in answers(training.cold_start_corpus("smoke", "random", 0.0, seed=1))]
+    mixed = training.cold_start_corpus("smoke", "random", 0.5, seed=0)
+    prompts = [row[0]["content"][1]["text"] for row in mixed["prompt"]]
+    puzzle_rows = sum(p == jigsaw.jigsaw_prompt(2, 2) for p in prompts)
+    assert puzzle_rows == n and len(mixed) == 2 * n
+    assert not any(world.is_permutation_answer(row[0]["content"]) for row, p in zip(mixed["completion"], prompts)
+                   if p != jigsaw.jigsaw_prompt(2, 2))  # the replayed rows are world questions
+    assert prompts[:n] != [jigsaw.jigsaw_prompt(2, 2)] * n  # shuffled in
+    assert training.cold_start_name(100, "random", 0.5) == "cold_start100_random_replay0.5"
+    assert training.cold_start_name(20) == "cold_start20"
+    with pytest.raises(ValueError, match="answers"):
+        training.cold_start_corpus("smoke", "teacher", 0.0, seed=0)
+    with pytest.raises(ValueError, match="replay"):
+        training.cold_start_corpus("smoke", "random", 1.0, seed=0)
