@@ -211,17 +211,30 @@ def run_dir_for(profile: str, corpus: str, learning_rate: float, seed: int) -> P
     return profiles.run_dir(profile) / "finetune" / corpus / f"lr{learning_rate:g}" / f"seed{seed}"
 
 
+def _start(profile: str, cfg: dict[str, Any], seed: int, jigsaw_test, prior_test_sets: dict) -> tuple[Path, str]:
+    """The checkpoint a run of section ``cfg`` starts from and its stage fingerprint: the base, or its
+    cold start's model when ``cold_start_steps`` > 0 (trained here when missing)."""
+    base_dir = model_factory.base_checkpoint_dir(profile)
+    if cfg.get("cold_start_steps", 0) == 0:
+        return base_dir, stages.stage_fingerprint(base_dir, "00_base_model", profile)
+    cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets,
+                      cfg["cold_start_answers"], cfg["cold_start_replay"])
+    return Path(cold["dir"]) / "model", stages.stage_fingerprint(cold["dir"], "03_rft", profile)
+
+
+def start_checkpoint(profile: str, method: str, seed: int, **overrides: Any) -> Path:
+    """Where the model a fine-tuning run of ``method`` (with ``overrides`` of its section) starts from is
+    saved: the base, or the cold start's model (trained here when missing, with the run's evaluation sets)."""
+    cfg = profiles.section(profile, method, **overrides)
+    return _start(profile, cfg, seed, *evaluation_sets(profile, method))[0]
+
+
 def _plan(profile: str, method: str, corpus: str, seed: int, jigsaw_test, prior_test_sets: dict,
           inputs: dict[str, str] | None, keep_model: bool, overrides: dict[str, Any]):
     """What a :func:`finetune` run starts from and the parameters that identify it: ``(cfg, base_dir,
     start, out, params)``. A cold start the run needs is trained here when it is missing."""
     cfg = profiles.section(profile, method, **overrides)
-    base_dir = model_factory.base_checkpoint_dir(profile)
-    start = stages.stage_fingerprint(base_dir, "00_base_model", profile)
-    if cfg.get("cold_start_steps", 0) > 0:
-        cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets,
-                          cfg["cold_start_answers"], cfg["cold_start_replay"])
-        base_dir, start = Path(cold["dir"]) / "model", stages.stage_fingerprint(cold["dir"], "03_rft", profile)
+    base_dir, start = _start(profile, cfg, seed, jigsaw_test, prior_test_sets)
     out = run_dir_for(profile, corpus, cfg["learning_rate"], seed)
     params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
               "jigsaw": profiles.section(profile, "jigsaw"), "inputs": inputs or {}, "base": start}

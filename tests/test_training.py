@@ -101,3 +101,14 @@ def test_cold_start_corpus_teaches_the_format_with_true_or_random_answers_and_re
         training.cold_start_corpus("smoke", "teacher", 0.0, seed=0)
     with pytest.raises(ValueError, match="replay"):
         training.cold_start_corpus("smoke", "random", 1.0, seed=0)
+
+
+def test_a_run_starts_from_the_base_or_from_its_trained_cold_start():
+    from jrft_utils import model, pretraining, profiles
+
+    pretraining.pretrain("smoke", 0, progress=False)
+    assert training.start_checkpoint("smoke", "rft", 0, cold_start_steps=0) == model.base_checkpoint_dir("smoke")
+    warm = training.start_checkpoint("smoke", "rft", 0)  # the smoke profile's one-step format warm-up
+    name = training.cold_start_name(1, "random", 0.5)
+    assert warm == training.run_dir_for("smoke", name, profiles.section("smoke", "sft")["learning_rate"], 0) / "model"
+    assert (warm / "config.json").exists()
