@@ -171,6 +171,27 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def image_side(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules that turn an image into the language model's input: the tiny model's vision tower and
+    projector, or Qwen2.5-VL's ``visual`` (its merger included), inside any wrapper; empty for a text-only
+    model."""
+    names = ("vision_tower", "multi_modal_projector", "visual")
+    found: list[tuple[str, torch.nn.Module]] = []
+    for name, module in model.named_modules():  # found at any depth: a PEFT wrapper nests the model
+        if name.rsplit(".", 1)[-1] in names and not any(name.startswith(f"{outer}.") for outer, _ in found):
+            found.append((name, module))
+    return [module for _, module in found]
+
+
+def freeze_image_side(model: torch.nn.Module) -> int:
+    """Stop training :func:`image_side`, so that fine-tuning changes the language model only; returns the
+    number of parameters frozen."""
+    modules = image_side(model)
+    for module in modules:
+        module.requires_grad_(False)
+    return sum(count_parameters(m) for m in modules)
+
+
 def base_checkpoint_dir(profile: str) -> Path:
     """Where notebook 00 saves the profile's pretrained base model."""
     return profiles.run_dir(profile) / "base"

@@ -160,7 +160,8 @@ def reward_functions(names: list[str]) -> list:
 def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any], output_dir: str | Path,
           seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True,
           peft_config=None, reward_funcs: list | None = None, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``) and, with
+    """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``), the image side
+    frozen when ``cfg["freeze_vision"]`` (:func:`model.freeze_image_side`), and, with
     ``save_model``, save the result to ``<output_dir>/model``; ``peft_config``: LoRA through PEFT;
     ``reward_funcs``: GRPO's rewards (default: the jigsaw rewards named in ``cfg["rewards"]``). Returns
     (and writes to ``metrics.json``) ``steps`` and ``train_time_s``, plus the final point of a
@@ -186,6 +187,8 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
                                   reward_funcs=reward_funcs or reward_functions(cfg["rewards"]),
                                   args=grpo_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
                                   processing_class=processor, callbacks=callbacks, peft_config=peft_config)
+        if cfg.get("freeze_vision"):  # before train(), which builds the optimiser over trainable weights
+            model_factory.freeze_image_side(trainer.model)
         t0 = time.perf_counter()
         trainer.train()
     metrics: dict[str, Any] = {"steps": trainer.state.global_step, "train_time_s": time.perf_counter() - t0}

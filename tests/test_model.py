@@ -119,3 +119,30 @@ def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
     assert any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
     # no activation checkpointing on CPU (TRL's default is on; for tiny models it only recomputes)
     assert not trainer.args.activation_checkpointing and not m.is_activation_checkpointing
+
+
+def test_freeze_image_side_leaves_the_language_model_to_train(processor):
+    m = model.build_model("smoke", 0, processor)
+    frozen = model.freeze_image_side(m)
+    image = {n for n, _ in m.named_parameters() if n.startswith(("model.vision_tower.", "model.multi_modal_projector."))}
+    assert image and frozen == sum(p.numel() for n, p in m.named_parameters() if n in image)
+    assert all(not p.requires_grad for n, p in m.named_parameters() if n in image)
+    assert all(p.requires_grad for n, p in m.named_parameters() if n not in image)  # decoder, embeddings, head
+    assert model.image_side(model.build_text_model(processor.tokenizer, 0, 16, 1, 2, 1, 32)) == []
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_fine_tuning_with_freeze_vision_changes_the_language_model_only(freeze, tmp_path, monkeypatch):
+    from jrft_utils import pretraining
+
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))  # its own base: other tests expect none
+    base = pretraining.pretrain("smoke", 0, progress=False)["checkpoint"]
+    before = model.load_checkpoint(base)[0].state_dict()
+    data = jigsaw.to_sft_gt(jigsaw.load_or_build_splits("smoke")["train"])
+    cfg = profiles.section("smoke", "sft", steps=2, freeze_vision=freeze)
+    training.train("sft", base, data, cfg, tmp_path / "sft", seed=0, progress=False)
+    after = model.load_checkpoint(tmp_path / "sft" / "model")[0].state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    vision = {k for k in changed if k.startswith(("model.vision_tower.", "model.multi_modal_projector."))}
+    assert any(k.startswith("model.language_model.") for k in changed)
+    assert bool(vision) is not freeze

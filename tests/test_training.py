@@ -103,9 +103,10 @@ def test_cold_start_corpus_teaches_the_format_with_true_or_random_answers_and_re
         training.cold_start_corpus("smoke", "random", 1.0, seed=0)
 
 
-def test_a_run_starts_from_the_base_or_from_its_trained_cold_start():
+def test_a_run_starts_from_the_base_or_from_its_trained_cold_start(tmp_path, monkeypatch):
     from jrft_utils import model, pretraining, profiles
 
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))
     pretraining.pretrain("smoke", 0, progress=False)
     assert training.start_checkpoint("smoke", "rft", 0, cold_start_steps=0) == model.base_checkpoint_dir("smoke")
     warm = training.start_checkpoint("smoke", "rft", 0)  # the smoke profile's one-step format warm-up
