@@ -76,6 +76,16 @@ def test_sft_with_lora_trains_and_saves_merged_weights(base_dir, tiny_qwen, puzz
     assert changed and all("language_model" in k for k in changed)  # LoRA touched the decoder only
 
 
+def test_full_fine_tuning_with_freeze_vision_leaves_the_vision_side_of_qwen_alone(base_dir, tiny_qwen, puzzles, tmp_path):
+    cfg = profiles.section("smoke", "sft", steps=2, batch_size=2, learning_rate=1e-2, freeze_vision=True)
+    training.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0)
+    tuned, _ = model_factory.load_checkpoint(tmp_path / "sft" / "model")
+    base, _ = qwen.load(tiny_qwen, "float32")
+    assert [type(m).__name__ for m in model_factory.image_side(base)] == ["Qwen2_5_VisionTransformerPretrainedModel"]
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, base.state_dict()[k])]
+    assert changed and not any(".visual." in f".{k}" for k in changed)
+
+
 def test_grpo_runs_on_the_tiny_qwen(base_dir, puzzles, tmp_path):
     import warnings
 
