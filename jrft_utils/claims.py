@@ -111,7 +111,13 @@ def evaluate(summary: dict[str, Any]) -> list[dict[str, Any]]:
         add(3, "not run", "no")
     if have("base", "rft"):
         d = prior_drop(summary, "rft")
-        add(4, _drop_text(summary, "rft"), "yes" if d <= SMALL_DROP else "partial" if d <= PARTIAL_DROP else "no")
+        verdict = "yes" if d <= SMALL_DROP else "partial" if d <= PARTIAL_DROP else "no"
+        gain = _mean(methods["rft"]["jigsaw_acc"]) - _mean(methods["base"].get("jigsaw_acc") or [0.0])
+        ours = _drop_text(summary, "rft")
+        if gain < ZERO_SHOT_MAX:  # keeping what it knew while learning nothing is not the paper's claim
+            verdict = "partial" if verdict == "yes" else verdict
+            ours += f"; but RFT learned no jigsaw ({gain * 100:+.1f} pts exact over the base)"
+        add(4, ours, verdict)
     else:
         add(4, "not run", "no")
     # 5

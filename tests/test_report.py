@@ -29,6 +29,10 @@ def test_claims_follow_the_numbers():
     flipped = {c["id"]: c for c in claims.evaluate(_summary(gt_prior=0.88, rft_prior=0.5))}
     assert flipped[3]["reproduced"] == "no" and flipped[4]["reproduced"] == "no"
     assert judged[6]["ours"] == "not run" and judged[6]["reproduced"] == "no"
+    idle = _summary(gt_prior=0.5, rft_prior=0.89)  # an RFT that keeps everything because it learns nothing
+    idle["methods"]["rft"]["jigsaw_acc"] = [0.01, 0.02]
+    claim4 = {c["id"]: c for c in claims.evaluate(idle)}[4]
+    assert claim4["reproduced"] == "partial" and "learned no jigsaw (+1.5 pts" in claim4["ours"]
     partial = _summary(0.5, 0.89) | {"corpora": {"gt": {"lbk": [2.0], "direction": [], "nll_base": [1.0]}}}
     assert {c["id"]: c for c in claims.evaluate(partial)}[7]["ours"] == "not run"  # no rollout corpus
 
