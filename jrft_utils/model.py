@@ -176,11 +176,8 @@ def image_side(model: torch.nn.Module) -> list[torch.nn.Module]:
     projector, or Qwen2.5-VL's ``visual`` (its merger included), inside any wrapper; empty for a text-only
     model."""
     names = ("vision_tower", "multi_modal_projector", "visual")
-    found: list[tuple[str, torch.nn.Module]] = []
-    for name, module in model.named_modules():  # found at any depth: a PEFT wrapper nests the model
-        if name.rsplit(".", 1)[-1] in names and not any(name.startswith(f"{outer}.") for outer, _ in found):
-            found.append((name, module))
-    return [module for _, module in found]
+    # at any depth: a PEFT wrapper nests the model
+    return [module for name, module in model.named_modules() if name.rsplit(".", 1)[-1] in names]
 
 
 def freeze_image_side(model: torch.nn.Module) -> int:

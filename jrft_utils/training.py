@@ -229,7 +229,8 @@ def start_checkpoint(profile: str, method: str, seed: int, **overrides: Any) -> 
     """Where the model a fine-tuning run of ``method`` (with ``overrides`` of its section) starts from is
     saved: the base, or the cold start's model (trained here when missing, with the run's evaluation sets)."""
     cfg = profiles.section(profile, method, **overrides)
-    return _start(profile, cfg, seed, *evaluation_sets(profile, method))[0]
+    sets = evaluation_sets(profile, method) if cfg.get("cold_start_steps", 0) > 0 else (None, {})
+    return _start(profile, cfg, seed, *sets)[0]
 
 
 def _plan(profile: str, method: str, corpus: str, seed: int, jigsaw_test, prior_test_sets: dict,
@@ -297,10 +298,7 @@ def cold_start_corpus(profile: str, answers: str, replay: float, seed: int):
     share of the corpus, shuffled in."""
     import datasets
 
-    if answers not in profiles.COLD_START_ANSWERS:
-        raise ValueError(f"cold start answers must be one of {profiles.COLD_START_ANSWERS}, got {answers!r}")
-    if not 0 <= replay < 1:
-        raise ValueError(f"cold start replay must be in [0, 1), got {replay!r}")
+    profiles.section(profile, "rft", cold_start_answers=answers, cold_start_replay=replay)  # the knobs' checks
     train = jigsaw.load_or_build_splits(profile)["train"]
     rng = np.random.default_rng(seed)
     targets = (train["answer"] if answers == "truth"
