@@ -523,17 +523,19 @@ def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in ("jigsaw_acc", "jigsaw_hit", "steps", "train_time_s", "prior")}
 
 
-def final_table(runs: dict[Any, dict[str, Any]], key: str = "seed") -> "pd.DataFrame":
+def final_table(runs: dict[Any, dict[str, Any]], key: str = "seed", base_prior: float | None = None) -> "pd.DataFrame":
     """One row per run (indexed by ``key``): final jigsaw accuracy, prior accuracy per capability and
-    its change from the base (the curve's step 0), steps and training time."""
+    the change of its mean from ``base_prior`` (default: the curve's step 0, which is the base unless the
+    run had a cold start), steps and training time."""
     import pandas as pd
 
     rows = []
     for name, run in runs.items():
-        base, final = run["curves"][0]["prior"], run["prior"]
+        final = run["prior"]
+        start = run["curves"][0]["prior"]["mean"] if base_prior is None else base_prior
         row = {key: name, "jigsaw exact": run["jigsaw_acc"], "jigsaw hit": run["jigsaw_hit"]}
         row |= {f"prior {cap}": acc for cap, acc in final.items()}
-        row |= {"prior mean change": final["mean"] - base["mean"], "steps": run["steps"],
+        row |= {"prior mean change": final["mean"] - start, "steps": run["steps"],
                 "train time (s)": run["train_time_s"]}
         rows.append(row)
     return pd.DataFrame(rows).set_index(key)
