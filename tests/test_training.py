@@ -33,6 +33,16 @@ def test_steps_to_reach_table_counts_seeds_that_never_reach_it():
     assert math.isclose(row["final exact (mean)"], 0.7)
 
 
+def test_final_table_measures_the_prior_change_from_the_curve_start_or_from_the_given_base():
+    run = {"jigsaw_acc": 0.2, "jigsaw_hit": 0.5, "prior": {"ocr": 0.6, "mean": 0.6}, "steps": 300, "train_time_s": 1.0,
+           "curves": [{"step": 0, "prior": {"ocr": 0.7, "mean": 0.7}}, {"step": 300, "prior": {"ocr": 0.6, "mean": 0.6}}]}
+    from_start = training.final_table({0: run})
+    assert math.isclose(from_start.loc[0, "prior mean change"], -0.1)
+    assert from_start.loc[0, "prior ocr"] == 0.6 and from_start.loc[0, "jigsaw exact"] == 0.2
+    from_base = training.final_table({0: run}, base_prior=0.77)  # a cold start's own forgetting counts too
+    assert math.isclose(from_base.loc[0, "prior mean change"], -0.17)
+
+
 def test_frontier_rows_read_the_named_accuracy_of_any_task():
     sweeps = {"SFT": {3e-5: _run(0.975, 0.6, [0.0], "task_acc"), 1e-4: _run(1.0, 0.1, [0.0], "task_acc")},
               "RFT": {1e-4: _run(0.73, 0.44, [0.0], "task_acc")}}
