@@ -46,6 +46,7 @@ def render(summary: dict) -> str:
         lines.append(f"| {paper.METHOD_NAMES[method]} | {_cell(m['jigsaw_acc'])} | "
                      + " | ".join(_cell(prior.get(c, [])) for c in CAPS)
                      + f" | {_cell(prior.get('mean', []))} | {_cell(m.get('steps', []), 1.0)} |")
+    lines += _corpora_rows(summary.get("corpora", {}), "SFT corpus")
     lines += _text_rows(summary.get("text", {}))
     if summary.get("claims"):
         lines += ["", "| # | claim | ours | reproduced |", "|---|---|---|---|"]
@@ -65,13 +66,16 @@ def _text_rows(text: dict) -> list[str]:
         lines.append(f"| {paper.METHOD_NAMES[method]} | {_cell(m['task_acc'])} | "
                      + " | ".join(_cell(m["prior"].get(c, [])) for c in caps)
                      + f" | {_cell(m['prior'].get('mean', []))} | {_cell(m.get('steps', []), 1.0)} |")
-    corpora = text.get("corpora", {})
-    if corpora:
-        lines += ["", "| SFT corpus (text) | LBK | direction | NLL per token under the base |", "|---|---|---|---|"]
-        lines += [f"| {name} | {_cell(c['lbk'], 1.0, '.3g')} | {_cell(c['direction'], 1.0, '.3g')} | "
-                  f"{_cell(c['nll_base'], 1.0, '.3g')} |"
-                  for name, c in corpora.items()]
-    return lines
+    return lines + _corpora_rows(text.get("corpora", {}), "SFT corpus (text)")
+
+
+def _corpora_rows(corpora: dict, label: str) -> list[str]:
+    """The learning-dynamics table of the SFT corpora (notebooks 05-06, or 08 for the text ones), if they ran."""
+    if not corpora:
+        return []
+    return ["", f"| {label} | LBK | direction | NLL per token under the base |", "|---|---|---|---|"] + [
+        f"| {name} | {_cell(c.get('lbk', []), 1.0, '.3g')} | {_cell(c.get('direction', []), 1.0, '.3g')} | "
+        f"{_cell(c.get('nll_base', []), 1.0, '.3g')} |" for name, c in corpora.items()]
 
 
 def updated_readme(text: str, summary: dict) -> str:

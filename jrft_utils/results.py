@@ -47,6 +47,15 @@ def load_summary(profile: str) -> dict[str, Any]:
             "methods": {}, "corpora": {}, "claims": []}
 
 
+def base_prior(profile: str) -> dict[str, float]:
+    """The base model's prior-knowledge accuracy per capability and their ``mean`` (notebook 00's
+    record; one base per profile), the yardstick every method's forgetting is measured from."""
+    methods = load_summary(profile)["methods"]
+    if "base" not in methods:
+        raise FileNotFoundError(f"no base model recorded in {summary_path(profile)}: run notebook 00 first")
+    return {cap: values[0] for cap, values in methods["base"]["prior"].items()}
+
+
 def start_summary(profile: str, seeds: list[int] | None = None) -> dict[str, Any]:
     """Begin the profile's summary afresh for ``seeds`` (None: the profile's; checked), dropping the
     results of an earlier reproduction. Notebook 00 calls it: a reproduction's seeds are fixed there."""

@@ -42,6 +42,9 @@ def test_render_shows_every_method_and_claim():
     text = report.render(summary)
     assert "SFT-Non-Rea" in text and "RFT" in text and "| 9 |" in text
     assert "50.0" in text  # SFT's prior mean, in %
+    assert "| SFT corpus |" not in text  # no corpora ran
+    with_corpora = report.render(summary | {"corpora": {"gt": {"lbk": [2.0, 4.0], "direction": [-0.5, -0.5], "nll_base": [1.0, 1.0]}}})
+    assert "| SFT corpus | LBK |" in with_corpora and "| gt | 3 ± 1.41 | -0.5 ± 0 | 1 ± 0 |" in with_corpora
 
 
 def test_the_machine_that_made_the_numbers_is_recorded_and_shown(isolated_run_root):
@@ -54,3 +57,17 @@ def test_the_machine_that_made_the_numbers_is_recorded_and_shown(isolated_run_ro
     text = report.render(_summary(0.5, 0.89) | {"machine": info})
     assert f"with {info['cpu_capability']} kernels" in text
     assert "kernels" not in report.render(_summary(0.5, 0.89))
+
+
+def test_base_prior_reads_the_recorded_base_or_says_to_run_notebook_00(tmp_path, monkeypatch):
+    import pytest
+
+    from jrft_utils import results
+
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))
+    results.start_summary("smoke")
+    with pytest.raises(FileNotFoundError, match="run notebook 00 first"):
+        results.base_prior("smoke")
+    results.record_method("smoke", "base", 0, {"jigsaw_acc": 0.0, "jigsaw_hit": 0.0, "steps": 0, "train_time_s": 1.0,
+                                               "prior": {"ocr": 0.8, "mean": 0.8}})
+    assert results.base_prior("smoke") == {"ocr": 0.8, "mean": 0.8}

@@ -39,8 +39,11 @@ def test_final_table_measures_the_prior_change_from_the_curve_start_or_from_the_
     from_start = training.final_table({0: run})
     assert math.isclose(from_start.loc[0, "prior mean change"], -0.1)
     assert from_start.loc[0, "prior ocr"] == 0.6 and from_start.loc[0, "jigsaw exact"] == 0.2
-    from_base = training.final_table({0: run}, base_prior=0.77)  # a cold start's own forgetting counts too
+    base = {"ocr": 0.8, "mean": 0.77}
+    from_base = training.final_table({0: run}, base_prior=base)  # a cold start's own forgetting counts too
     assert math.isclose(from_base.loc[0, "prior mean change"], -0.17)
+    assert training.main_table({"RFT": {0: run, 1: run}}).loc["RFT", "Δ ocr"] == "-10.0 ± 0.0"
+    assert training.main_table({"RFT": {0: run, 1: run}}, base_prior=base).loc["RFT", "Δ ocr"] == "-20.0 ± 0.0"
 
 
 def test_frontier_rows_read_the_named_accuracy_of_any_task():
