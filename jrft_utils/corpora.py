@@ -83,6 +83,15 @@ def completions_for(profile: str, name: str, train, seed: int, cfg: dict[str, An
     return rows, texts
 
 
+def share_of_gt(corpus, gt) -> float:
+    """The share of ``corpus``'s completions that are, token for token, the ``gt`` completion of their
+    puzzle (both built by :func:`build`). A rollout corpus whose policy writes no reasoning of its own is
+    the ``gt`` corpus on a subset of the puzzles (share 1.0), and cannot differ from it by style."""
+    answer = {p: c[0]["content"] for p, c in zip(gt["puzzle"], gt["completion"])}
+    same = [answer.get(p) == c[0]["content"] for p, c in zip(corpus["puzzle"], corpus["completion"])]
+    return sum(same) / len(same) if same else float("nan")
+
+
 def build(profile: str, name: str, seed: int, **overrides: Any):
     """Corpus ``name`` for ``seed`` in TRL's SFT format (cached; column ``puzzle`` holds the training
     puzzle's row), and the fingerprints it depends on."""

@@ -1,0 +1,31 @@
+"""The corpora's pure helpers: the early-rollouts construction and the comparison with the gt corpus."""
+
+from __future__ import annotations
+
+import math
+
+import datasets
+
+from jrft_utils import corpora, jigsaw
+
+
+def _corpus(puzzles: list[int], texts: list[str]) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"puzzle": puzzles,
+                                       "completion": [[{"role": "assistant", "content": t}] for t in texts]})
+
+
+def test_early_rollouts_keep_the_think_part_and_take_the_true_answer():
+    assert corpora.with_true_answer("<think> tile 2 fits </think> <answer> 0 1 2 3 </answer>", "3 1 2 0") == \
+        jigsaw.completion_text("3 1 2 0", think="tile 2 fits")
+    assert corpora.with_true_answer("no template at all", "3 1 2 0") == jigsaw.gt_completion("3 1 2 0")
+
+
+def test_share_of_gt_counts_completions_that_are_the_gt_completion_of_their_puzzle():
+    answers = ["0 1 2 3", "3 2 1 0", "1 0 3 2"]
+    gt = _corpus([0, 1, 2], [jigsaw.gt_completion(a) for a in answers])
+    empty_think = _corpus([2, 0], [jigsaw.gt_completion(answers[2]), jigsaw.gt_completion(answers[0])])
+    assert corpora.share_of_gt(empty_think, gt) == 1.0  # a subset of gt, in another order
+    reasoned = _corpus([1, 2], [jigsaw.completion_text(answers[1], think="tile 3 is top left"),
+                                jigsaw.gt_completion(answers[2])])
+    assert corpora.share_of_gt(reasoned, gt) == 0.5
+    assert math.isnan(corpora.share_of_gt(_corpus([], []), gt))
