@@ -95,7 +95,8 @@ _CPU: dict[str, dict[str, Any]] = {
             "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
             "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30,
-            "cold_start_steps": 100, "cold_start_answers": "random", "cold_start_replay": 0.5},
+            "cold_start_steps": 100, "cold_start_answers": "random", "cold_start_replay": 0.5,
+            "cold_start_think": "empty"},
     # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
     # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot.
     # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).
@@ -157,13 +158,17 @@ _GPU["world"].update(train_per_capability=8, test_per_capability=8,  # no pretra
                      eval_batch_size=64)
 _GPU["benchmarks"].update(names=["refcoco", "docvqa", "mme", "mmstar", "pope", "mmmu"])
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
-_GPU["rft"].update(cold_start_steps=0)  # Qwen2.5-VL follows the answer template: GRPO starts from it, as the paper
+_GPU["rft"].update(cold_start_steps=0,  # Qwen2.5-VL follows the answer template: GRPO starts from it, as the paper
+                   max_completion_length=256)  # room for reasoning, as jigsaw.max_new_tokens
+_GPU["corpora"].update(max_new_tokens=256)  # the rollouts of notebook 04 are sampled with the same room
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
 
 
 # what a cold start (rft.cold_start_steps) trains on: the puzzles' true answers, or random permutations
 COLD_START_ANSWERS = ("truth", "random")
+# its think block: empty, or the answer told tile by tile in the world's words (jigsaw.tile_trace)
+COLD_START_THINK = ("empty", "tiles")
 
 
 class ProfileError(ValueError):
@@ -228,6 +233,8 @@ def _check_section(name: str, values: dict[str, Any]) -> None:
         raise ProfileError(f"text_world needs 2 <= min_len <= max_len, got {values['min_len']}, {values['max_len']}")
     if name == "rft" and values["cold_start_answers"] not in COLD_START_ANSWERS:
         raise ProfileError(f"rft.cold_start_answers must be one of {COLD_START_ANSWERS}, got {values['cold_start_answers']!r}")
+    if name == "rft" and values["cold_start_think"] not in COLD_START_THINK:
+        raise ProfileError(f"rft.cold_start_think must be one of {COLD_START_THINK}, got {values['cold_start_think']!r}")
     if name in ("rft", "text_rft") and values["batch_size"] % values["num_generations"]:
         raise ProfileError(f"{name}.batch_size ({values['batch_size']}) must be a multiple of num_generations "
                            f"({values['num_generations']}): each prompt gets a whole group of completions")

@@ -221,7 +221,7 @@ def _start(profile: str, cfg: dict[str, Any], seed: int, jigsaw_test, prior_test
     if cfg.get("cold_start_steps", 0) == 0:
         return base_dir, stages.stage_fingerprint(base_dir, "00_base_model", profile)
     cold = cold_start(profile, cfg["cold_start_steps"], seed, jigsaw_test, prior_test_sets,
-                      cfg["cold_start_answers"], cfg["cold_start_replay"])
+                      cfg["cold_start_answers"], cfg["cold_start_replay"], cfg["cold_start_think"])
     return Path(cold["dir"]) / "model", stages.stage_fingerprint(cold["dir"], "03_rft", profile)
 
 
@@ -290,20 +290,23 @@ def finetune(profile: str, method: str, corpus: str, train_dataset, jigsaw_test,
     return done | {"curves": load_curves(out), "dir": str(out)}
 
 
-def cold_start_corpus(profile: str, answers: str, replay: float, seed: int):
+def cold_start_corpus(profile: str, answers: str, replay: float, seed: int, think: str = "empty"):
     """The SFT data of a cold start: every training puzzle with its ground-truth answer
     (``answers="truth"``) or with a uniformly random permutation drawn with ``seed`` (``"random"``: the
-    answer format without the solution), in an empty think block; plus, with ``replay`` > 0, samples of
+    answer format without the solution), after an empty think block (``think="empty"``) or one that tells
+    the same answer tile by tile in the world's words (``"tiles"``: :func:`jigsaw.tile_trace`); plus, with ``replay`` > 0, samples of
     the base's own pretraining corpus (:func:`world.build_train_set` with ``run.base_seed``) making up that
     share of the corpus, shuffled in."""
     import datasets
 
-    profiles.section(profile, "rft", cold_start_answers=answers, cold_start_replay=replay)  # the knobs' checks
+    profiles.section(profile, "rft", cold_start_answers=answers, cold_start_replay=replay,
+                     cold_start_think=think)  # the knobs' checks
     train = jigsaw.load_or_build_splits(profile)["train"]
     rng = np.random.default_rng(seed)
     targets = (train["answer"] if answers == "truth"
                else [jigsaw.random_answer(rng, r * c) for r, c in zip(train["rows"], train["cols"])])
-    corpus = jigsaw.to_sft(train, [jigsaw.gt_completion(t) for t in targets]).select_columns(
+    texts = [jigsaw.completion_text(t, think=jigsaw.tile_trace(t) if think == "tiles" else "") for t in targets]
+    corpus = jigsaw.to_sft(train, texts).select_columns(
         ["prompt", "completion", "images"])
     n_replay = round(len(corpus) * replay / (1 - replay))
     if n_replay == 0:
@@ -316,21 +319,23 @@ def cold_start_corpus(profile: str, answers: str, replay: float, seed: int):
     return datasets.concatenate_datasets([corpus, replayed]).shuffle(seed=seed)
 
 
-def cold_start_name(steps: int, answers: str = "truth", replay: float = 0.0) -> str:
-    """The corpus name (and run folder) of a cold start: ``cold_start20``, ``cold_start100_random_replay0.5``."""
-    return f"cold_start{steps}" + ("" if answers == "truth" else f"_{answers}") + (f"_replay{replay:g}" if replay else "")
+def cold_start_name(steps: int, answers: str = "truth", replay: float = 0.0, think: str = "empty") -> str:
+    """The corpus name (and run folder) of a cold start: ``cold_start20``, ``cold_start100_random_replay0.5``,
+    ``cold_start100_random_replay0.5_tiles``."""
+    return (f"cold_start{steps}" + ("" if answers == "truth" else f"_{answers}") + (f"_replay{replay:g}" if replay else "")
+            + ("" if think == "empty" else f"_{think}"))
 
 
 def cold_start(profile: str, steps: int, seed: int, jigsaw_test, prior_test_sets: dict, answers: str = "truth",
-               replay: float = 0.0) -> dict[str, Any]:
+               replay: float = 0.0, think: str = "empty") -> dict[str, Any]:
     """The cached cold start of a cold-started RFT run (``rft.cold_start_steps`` > 0; not the paper's
     recipe): ``steps`` steps of SFT with the profile's ``sft`` recipe on :func:`cold_start_corpus`, so
     that the policy writes answers in the jigsaw's format before GRPO samples from it. With random
     answers and replay it is a *format warm-up*: it teaches the format but not the solution, while the
     replayed pretraining samples hold prior knowledge. Its model is in ``<dir>/model``; its curves show
     what the cold start alone did to prior knowledge and jigsaw accuracy."""
-    corpus = cold_start_corpus(profile, answers, replay, seed)
-    return finetune(profile, "sft", cold_start_name(steps, answers, replay), corpus, jigsaw_test, prior_test_sets,
+    corpus = cold_start_corpus(profile, answers, replay, seed, think)
+    return finetune(profile, "sft", cold_start_name(steps, answers, replay, think), corpus, jigsaw_test, prior_test_sets,
                     seed, keep_model=True, steps=steps, eval_every=steps)
 
 

@@ -52,6 +52,7 @@ def test_wrong_type_is_refused(section, knob, value, message):
     ("rft", "num_generations", 3, "must be a multiple of num_generations"),
     ("rft", "temperature", 0.0, r"rft.temperature must be > 0"),
     ("rft", "cold_start_answers", "teacher", r"rft.cold_start_answers must be one of \('truth', 'random'\)"),
+    ("rft", "cold_start_think", "teacher", r"rft.cold_start_think must be one of \('empty', 'tiles'\)"),
     ("rft", "cold_start_replay", 0.95, r"rft.cold_start_replay must be in \[0, 0.9\]"),
     ("world", "test_per_capability", 0, r"world.test_per_capability must be >= 1"),
     ("run", "seeds", [], "must not be an empty list"),
@@ -89,3 +90,11 @@ def test_notebook_parameters_that_are_not_knobs_are_range_checked_too():
         profiles.check_knob("03_rft", "common_accuracy", 1.5)
     with pytest.raises(profiles.ProfileError, match=r"01_jigsaw_puzzles.seed must be >= 0"):
         profiles.check_knob("01_jigsaw_puzzles", "seed", -1)
+
+
+def test_gpu_rollouts_have_the_room_that_evaluation_gives():
+    """Qwen2.5-VL's 3 x 3 answers with reasoning need far more than the tiny model's 40 tokens: GRPO's and
+    notebook 04's rollouts get the same room as the jigsaw's evaluation."""
+    room = profiles.section("gpu", "jigsaw")["max_new_tokens"]
+    assert profiles.section("gpu", "rft")["max_completion_length"] == room
+    assert profiles.section("gpu", "corpora")["max_new_tokens"] == room

@@ -110,6 +110,13 @@ def test_cold_start_corpus_teaches_the_format_with_true_or_random_answers_and_re
     assert prompts[:n] != [jigsaw.jigsaw_prompt(2, 2)] * n  # shuffled in
     assert training.cold_start_name(100, "random", 0.5) == "cold_start100_random_replay0.5"
     assert training.cold_start_name(20) == "cold_start20"
+    tiles = training.cold_start_corpus("smoke", "random", 0.0, seed=0, think="tiles")
+    texts = [row[0]["content"] for row in tiles["completion"]]
+    assert [jigsaw.answer_text(a) for a in answers(tiles)] == drawn  # the same answers, now told tile by tile first
+    assert all(t.startswith(f"<think> {jigsaw.tile_trace(a)} </think>") for t, a in zip(texts, answers(tiles)))
+    assert training.cold_start_name(100, "random", 0.5, "tiles") == "cold_start100_random_replay0.5_tiles"
+    with pytest.raises(ValueError, match="think"):
+        training.cold_start_corpus("smoke", "random", 0.0, seed=0, think="teacher")
     with pytest.raises(ValueError, match="answers"):
         training.cold_start_corpus("smoke", "teacher", 0.0, seed=0)
     with pytest.raises(ValueError, match="replay"):
