@@ -90,13 +90,17 @@ _CPU: dict[str, dict[str, Any]] = {
     # replay). From it, measured (RFT seeds 0-2, 300 steps at 1e-4, development): 4 prompts a step (batch
     # 32) reached 5 / 4 / 2 % exact, 16 prompts a step (batch 128) 18 / 18 / 16 %; at 2e-4 (seed 0) the
     # training hit reward rose more slowly than at 1e-4. Jigsaw-R1 uses 64 prompts a step.
-    "rft": {"steps": 300, "batch_size": 128, "num_generations": 8, "max_completion_length": 32,
+    # cold_start_think "tiles": the warm-up's think block tells its (random) answer tile by tile in the
+    # world's words ("tile 0 in cell 2 . ..."), so that the policy writes a think block of its own, in the
+    # base's style, and its rollouts (notebook 04) differ from the gt corpus; "empty" teaches "<think> </think>".
+    # max_completion_length 40 holds that think block (32 tokens) and the end of sequence.
+    "rft": {"steps": 300, "batch_size": 128, "num_generations": 8, "max_completion_length": 40,
             "rewards": ["hit", "acc", "fmt"], "freeze_vision": True,
             "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
             "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30,
             "cold_start_steps": 100, "cold_start_answers": "random", "cold_start_replay": 0.5,
-            "cold_start_think": "empty"},
+            "cold_start_think": "tiles"},
     # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
     # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot.
     # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).
@@ -104,7 +108,7 @@ _CPU: dict[str, dict[str, Any]] = {
     # eNTK check's step sizes; LBK tracked over lbk_steps AdamW steps at lbk_lr, every lbk_every steps.
     "dynamics": {"n_u": 16, "n_v": 32, "first_order_lrs": [1e-6, 1e-5, 1e-4], "lbk_steps": 30,
                  "lbk_every": 5, "lbk_lr": 3e-4},
-    "corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 64,
+    "corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 40, "batch_size": 64,
                 "require_correct": True},
     # The text-only validation (notebook 08; jrft_utils.textworld / textexperiment): a tiny Qwen2 decoder
     # pretrained on arithmetic and science, then taught to find the largest digit of a list. text_world: pretraining samples
