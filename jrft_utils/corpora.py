@@ -92,6 +92,18 @@ def share_of_gt(corpus, gt) -> float:
     return sum(same) / len(same) if same else float("nan")
 
 
+def trace_shares(corpus) -> dict[str, float]:
+    """How a corpus's think blocks relate to its answers: the share of completions whose think block is a
+    tile trace (:func:`jigsaw.tile_trace`, what the cpu profile's warm-up writes), and the share whose
+    trace gives exactly the completion's own answer, a valid permutation (the rest think one thing and
+    answer another)."""
+    texts = [c[0]["content"] for c in corpus["completion"]]
+    traces = [jigsaw.read_tile_trace(t) for t in texts]
+    told = [tr is not None and jigsaw.parse_answer(t, len(tr)) == tr for tr, t in zip(traces, texts)]
+    n = max(len(texts), 1)
+    return {"tile trace": sum(tr is not None for tr in traces) / n, "trace = answer": sum(told) / n}
+
+
 def build(profile: str, name: str, seed: int, **overrides: Any):
     """Corpus ``name`` for ``seed`` in TRL's SFT format (cached; column ``puzzle`` holds the training
     puzzle's row), and the fingerprints it depends on."""

@@ -168,6 +168,17 @@ def tile_trace(answer: Sequence[int]) -> str:
     return " ".join(f"tile {p} in cell {int(q)} ." for p, q in enumerate(answer))
 
 
+def read_tile_trace(text: Any) -> list[int] | None:
+    """The cells that the think block of a templated completion gives tile by tile, when that block is
+    exactly a :func:`tile_trace` (tiles 0, 1, ... in order); else ``None``."""
+    m = _TEMPLATE.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    think = " ".join(m.group(1).split())
+    cells = [int(q) for q in re.findall(r"in cell (\d+) \.", think)]
+    return cells if cells and tile_trace(cells) == think else None
+
+
 def gt_completion(answer: Sequence[int] | str) -> str:
     """The ground-truth-only completion (SFT-Non-Rea): an empty think block and the answer."""
     return completion_text(answer)

@@ -29,3 +29,15 @@ def test_share_of_gt_counts_completions_that_are_the_gt_completion_of_their_puzz
                                 jigsaw.gt_completion(answers[2])])
     assert corpora.share_of_gt(reasoned, gt) == 0.5
     assert math.isnan(corpora.share_of_gt(_corpus([], []), gt))
+
+
+def test_trace_shares_count_tile_traces_and_those_that_tell_their_own_answer():
+    texts = [jigsaw.completion_text([2, 0, 3, 1], think=jigsaw.tile_trace([2, 0, 3, 1])),  # tells its answer
+             jigsaw.completion_text([1, 0, 3, 2], think=jigsaw.tile_trace([2, 2, 3, 1])),  # thinks one thing, answers another
+             jigsaw.completion_text([1, 0, 3, 2], think="tile 1 in cell 2 . tile 0 in cell 0 ."),  # not tiles 0, 1, ... in order
+             jigsaw.gt_completion([1, 0, 3, 2])]
+    assert jigsaw.read_tile_trace(texts[1]) == [2, 2, 3, 1]
+    assert jigsaw.read_tile_trace(texts[2]) is None and jigsaw.read_tile_trace(texts[3]) is None
+    assert jigsaw.read_tile_trace("tile 0 in cell 2 .") is None  # outside the template
+    corpus = {"completion": [[{"role": "assistant", "content": t}] for t in texts]}
+    assert corpora.trace_shares(corpus) == {"tile trace": 0.5, "trace = answer": 0.25}
