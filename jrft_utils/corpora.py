@@ -70,8 +70,9 @@ def completions_for(profile: str, name: str, train, seed: int, cfg: dict[str, An
         return list(range(len(train))), teacher.teacher_completions(train, use_truth=True)
     run = rft_run_dir(profile, seed)
     checkpoint = run / ("model" if name == "rft_rollouts" else "snapshot")
+    room = stages.record(run)["params"]["cfg"]["max_completion_length"]  # as long as GRPO's own rollouts
     samples = sample_rollouts(checkpoint, train, cfg["num_samples"] if name == "rft_rollouts" else 1,
-                              cfg["temperature"], cfg["max_new_tokens"], cfg["batch_size"], seed)
+                              cfg["temperature"], room, cfg["batch_size"], seed)
     if name == "early_rollouts":
         return list(range(len(train))), [with_true_answer(s[0], a) for s, a in zip(samples, answers)]
     rows, texts = [], []

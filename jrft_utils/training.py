@@ -299,8 +299,8 @@ def cold_start_corpus(profile: str, answers: str, replay: float, seed: int, thin
     share of the corpus, shuffled in."""
     import datasets
 
-    profiles.section(profile, "rft", cold_start_answers=answers, cold_start_replay=replay,
-                     cold_start_think=think)  # the knobs' checks
+    profiles.section(profile, "rft", cold_start_answers=answers, cold_start_replay=replay, cold_start_think=think,
+                     cold_start_steps=0)  # the knobs' checks (GRPO's room for the completions is the run's)
     train = jigsaw.load_or_build_splits(profile)["train"]
     rng = np.random.default_rng(seed)
     targets = (train["answer"] if answers == "truth"

@@ -147,7 +147,7 @@ def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
     assert rollouts1["completion"] != rollouts0["completion"]
 
 
-COLD_START = "cold_start1_random_replay0.5_tiles"  # the smoke profile's format warm-up (random answers, replay)
+COLD_START = "cold_start1_random_replay0.5"  # the smoke profile's format warm-up (random answers, replay)
 
 
 def test_the_step0_point_is_measured_once_per_starting_checkpoint(smoke_run):

@@ -96,5 +96,18 @@ def test_gpu_rollouts_have_the_room_that_evaluation_gives():
     """Qwen2.5-VL's 3 x 3 answers with reasoning need far more than the tiny model's 40 tokens: GRPO's and
     notebook 04's rollouts get the same room as the jigsaw's evaluation."""
     room = profiles.section("gpu", "jigsaw")["max_new_tokens"]
-    assert profiles.section("gpu", "rft")["max_completion_length"] == room
-    assert profiles.section("gpu", "corpora")["max_new_tokens"] == room
+    assert profiles.section("gpu", "rft")["max_completion_length"] == room  # notebook 04 samples with the same
+
+
+def test_a_tile_trace_warm_up_needs_room_for_its_completions():
+    from jrft_utils import jigsaw, model
+
+    tokenizer = model.build_tokenizer()
+    text = jigsaw.completion_text([1, 0, 3, 2], think=jigsaw.tile_trace([1, 0, 3, 2]))
+    assert profiles.cold_start_tokens(4, "tiles") == len(tokenizer(text)["input_ids"]) + 1
+    assert profiles.cold_start_tokens(4, "empty") == len(tokenizer(jigsaw.gt_completion([1, 0, 3, 2]))["input_ids"]) + 1
+    with pytest.raises(profiles.ProfileError, match=r"max_completion_length \(32\) is too short .* at least 33"):
+        profiles.section("cpu", "rft", cold_start_think="tiles")
+    assert profiles.section("cpu", "rft", cold_start_think="tiles", max_completion_length=40)["cold_start_think"] == "tiles"
+    assert profiles.section("cpu", "rft", cold_start_think="tiles", cold_start_steps=0)  # no warm-up, nothing to fit
+
