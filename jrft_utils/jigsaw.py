@@ -161,11 +161,12 @@ def completion_text(answer: Sequence[int] | str, think: str = "") -> str:
     return f"<think>{inner}</think> <answer> {ans} </answer>"
 
 
-def tile_trace(answer: Sequence[int]) -> str:
+def tile_trace(answer: Sequence[int] | str) -> str:
     """The answer told tile by tile in the prior-knowledge world's words (its scenes read "red circle in
     cell 1 ."): ``[2, 0, 3, 1]`` -> ``"tile 0 in cell 2 . tile 1 in cell 0 . tile 2 in cell 3 . tile 3 in cell 1 ."``.
     A think block in the base's own style, which a cold start can teach (``rft.cold_start_think="tiles"``)."""
-    return " ".join(f"tile {p} in cell {int(q)} ." for p, q in enumerate(answer))
+    cells = answer_list(answer) if isinstance(answer, str) else answer
+    return " ".join(f"tile {p} in cell {int(q)} ." for p, q in enumerate(cells))
 
 
 def read_tile_trace(text: Any) -> list[int] | None:

@@ -264,6 +264,7 @@ def test_load_or_build_splits_caches_by_generator_settings(tmp_path, monkeypatch
 def test_tile_trace_tells_the_answer_tile_by_tile_in_the_worlds_words():
     trace = jigsaw.tile_trace([2, 0, 3, 1])
     assert trace == "tile 0 in cell 2 . tile 1 in cell 0 . tile 2 in cell 3 . tile 3 in cell 1 ."
+    assert jigsaw.tile_trace("2 0 3 1") == trace  # a ground-truth answer as stored in the dataset
     text = jigsaw.completion_text([2, 0, 3, 1], think=trace)
     assert jigsaw.follows_template(text) and jigsaw.score(text, "2 0 3 1")["acc"] == 1.0
     from jrft_utils import model

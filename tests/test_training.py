@@ -115,6 +115,8 @@ def test_cold_start_corpus_teaches_the_format_with_true_or_random_answers_and_re
     assert [jigsaw.answer_text(a) for a in answers(tiles)] == drawn  # the same answers, now told tile by tile first
     assert all(t.startswith(f"<think> {jigsaw.tile_trace(a)} </think>") for t, a in zip(texts, answers(tiles)))
     assert training.cold_start_name(100, "random", 0.5, "tiles") == "cold_start100_random_replay0.5_tiles"
+    truth_tiles = training.cold_start_corpus("smoke", "truth", 0.0, seed=0, think="tiles")
+    assert [jigsaw.answer_text(a) for a in answers(truth_tiles)] == list(train["answer"])
     with pytest.raises(ValueError, match="think"):
         training.cold_start_corpus("smoke", "random", 0.0, seed=0, think="teacher")
     with pytest.raises(ValueError, match="answers"):
