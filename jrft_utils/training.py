@@ -294,8 +294,8 @@ def cold_start_corpus(profile: str, answers: str, replay: float, seed: int, thin
     """The SFT data of a cold start: every training puzzle with its ground-truth answer
     (``answers="truth"``) or with a uniformly random permutation drawn with ``seed`` (``"random"``: the
     answer format without the solution), after an empty think block (``think="empty"``) or one that tells
-    the same answer tile by tile in the world's words (``"tiles"``: :func:`jigsaw.tile_trace`); plus, with ``replay`` > 0, samples of
-    the base's own pretraining corpus (:func:`world.build_train_set` with ``run.base_seed``) making up that
+    the same answer tile by tile in the world's words (``"tiles"``: :func:`jigsaw.tile_trace`); plus, with
+    ``replay`` > 0, samples of the base's own pretraining corpus (:func:`world.build_train_set` with ``run.base_seed``) making up that
     share of the corpus, shuffled in."""
     import datasets
 
