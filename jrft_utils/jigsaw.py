@@ -169,6 +169,12 @@ def tile_trace(answer: Sequence[int] | str) -> str:
     return " ".join(f"tile {p} in cell {int(q)} ." for p, q in enumerate(cells))
 
 
+def cold_start_completion(answer: Sequence[int] | str, think: str) -> str:
+    """A cold start's completion for ``answer``: after an empty think block (``think="empty"``) or after
+    the answer told tile by tile (``"tiles"``: :func:`tile_trace`)."""
+    return completion_text(answer, think=tile_trace(answer) if think == "tiles" else "")
+
+
 def read_tile_trace(text: Any) -> list[int] | None:
     """The cells that the think block of a templated completion gives tile by tile, when that block is
     exactly a :func:`tile_trace` (tiles 0, 1, ... in order); else ``None``."""

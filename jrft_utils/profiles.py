@@ -287,10 +287,11 @@ def section(profile: str, name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def cold_start_tokens(tiles: int, think: str) -> int:
-    """Tokens (one a word, the tiny model's tokenizer) of a cold start's completion for ``tiles`` tiles, with
-    the end of sequence: four template tags, the answer's indices, and with ``think="tiles"`` six words a
-    tile (``tile 0 in cell 2 .``: :func:`jigsaw.tile_trace`)."""
-    return 4 + tiles + (6 * tiles if think == "tiles" else 0) + 1
+    """Tokens (one a word, the tiny model's tokenizer) of a cold start's completion for ``tiles`` tiles
+    (:func:`jigsaw.cold_start_completion`), with the end of sequence."""
+    from jrft_utils import jigsaw
+
+    return len(jigsaw.cold_start_completion(list(range(tiles)), think).split()) + 1
 
 
 def run_dir(profile: str) -> Path:

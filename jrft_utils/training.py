@@ -305,8 +305,7 @@ def cold_start_corpus(profile: str, answers: str, replay: float, seed: int, thin
     rng = np.random.default_rng(seed)
     targets = (train["answer"] if answers == "truth"
                else [jigsaw.random_answer(rng, r * c) for r, c in zip(train["rows"], train["cols"])])
-    texts = [jigsaw.completion_text(t, think=jigsaw.tile_trace(t) if think == "tiles" else "") for t in targets]
-    corpus = jigsaw.to_sft(train, texts).select_columns(
+    corpus = jigsaw.to_sft(train, [jigsaw.cold_start_completion(t, think) for t in targets]).select_columns(
         ["prompt", "completion", "images"])
     n_replay = round(len(corpus) * replay / (1 - replay))
     if n_replay == 0:
