@@ -55,7 +55,7 @@ _CPU: dict[str, dict[str, Any]] = {
     # vision steps told the shapes of held-out objects apart 81 % of the time, 1,800 steps 99 %; 2,000
     # SFT steps instead of 1,000 took the prior mean from 0.52 to 0.68; 3,000 instead of 2,000 (base seeds
     # 0-2, one thread) from 0.647 to 0.761 on average, with no grounding collapse. The same 3,000 steps on
-    # batches of 24 or 20 (fewer samples) gave 0.685 and 0.681, with a collapse at 24 (README, issue 3).
+    # batches of 24 or 20 (fewer samples) gave 0.685 and 0.681, with a collapse at 24 (docs/findings.md).
     "pretrain": {"vision_steps": 1800, "vision_batch_size": 64, "vision_learning_rate": 1e-3, "freeze_vision": True,
                  "steps": 3000, "batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine",
                  "warmup_steps": 50, "logging_steps": 25, "threads": 2},
