@@ -87,21 +87,23 @@ _CPU: dict[str, dict[str, Any]] = {
     # with cold_start_replay the share of the cold start's samples replayed from the pretraining corpus.
     # Our base never samples the answer's format, so GRPO from it has no reward to learn from (notebook
     # 03's reachability check); the cpu default is a format warm-up (100 steps, random answers, half
-    # replay). From it, measured (RFT seeds 0-2, 300 steps at 1e-4, development): 4 prompts a step (batch
-    # 32) reached 5 / 4 / 2 % exact, 16 prompts a step (batch 128) 18 / 18 / 16 %; at 2e-4 (seed 0) the
-    # training hit reward rose more slowly than at 1e-4. Jigsaw-R1 uses 64 prompts a step.
-    # cold_start_think: the warm-up's think block, empty ("<think> </think>", the default) or "tiles", its
-    # (random) answer told tile by tile in the world's words ("tile 0 in cell 2 . ..."), so that the policy
-    # thinks in the base's style and its rollouts (notebook 04) differ from the gt corpus; "tiles" needs
-    # max_completion_length 40 on the 2 x 2 grid (its completions are 32 tokens). Measured in a
-    # full reproduction with "tiles" (development): GRPO learned 3 / 9 / 3 % exact for seeds 0-2.
-    "rft": {"steps": 300, "batch_size": 128, "num_generations": 8, "max_completion_length": 32,
+    # replay). cold_start_think: the warm-up's think block, empty ("<think> </think>") or "tiles" (the
+    # default): its (random) answer told tile by tile in the world's words ("tile 0 in cell 2 . ..."), so
+    # that the policy thinks in the base's style and its rollouts (notebook 04) differ from the gt corpus;
+    # its completions are 32 tokens on the 2 x 2 grid, hence max_completion_length 40.
+    # beta: the KL anchor to the run's start (the warm-up). Measured (RFT seeds 0-2, 300 steps at 1e-4,
+    # 16 prompts a step, development; docs/findings.md): from the tile-trace warm-up, without the anchor
+    # GRPO collapsed onto one answer (3 / 9 / 3 % exact, a full reproduction), with beta 0.04 (seed 0) 8 %,
+    # with beta 0.2 it reached 23 / 21 / 32 % (prior mean 70.3 / 72.2 / 69.0 %). From the empty think
+    # block without the anchor (the earlier default): 18 / 18 / 16 % (65.9 / 65.9 / 62.4 %); with 4
+    # prompts a step (batch 32) 5 / 4 / 2 %. Jigsaw-R1 uses 64 prompts a step.
+    "rft": {"steps": 300, "batch_size": 128, "num_generations": 8, "max_completion_length": 40,
             "rewards": ["hit", "acc", "fmt"], "freeze_vision": True,
-            "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
+            "temperature": 1.0, "beta": 0.2, "loss_type": "dapo", "learning_rate": 1e-4,
             "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
             "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30,
             "cold_start_steps": 100, "cold_start_answers": "random", "cold_start_replay": 0.5,
-            "cold_start_think": "empty"},
+            "cold_start_think": "tiles"},
     # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
     # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot;
     # each up to the RFT run's own max_completion_length.
@@ -143,7 +145,7 @@ _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
 _SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_size=8, logging_steps=1)
 _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
 _SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4, 1e-3], logging_steps=1, eval_every=2, eval_test_size=8)
-_SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, lr_sweep=[1e-4],
+_SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=40, lr_sweep=[1e-4],
                      eval_every=1, eval_test_size=8, snapshot_step=1,
                      cold_start_steps=1, cold_start_answers="random", cold_start_replay=0.5)  # exercises the path
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
@@ -165,7 +167,8 @@ _GPU["world"].update(train_per_capability=8, test_per_capability=8,  # no pretra
 _GPU["benchmarks"].update(names=["refcoco", "docvqa", "mme", "mmstar", "pope", "mmmu"])
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
 _GPU["rft"].update(cold_start_steps=0,  # Qwen2.5-VL follows the answer template: GRPO starts from it, as the paper
-                   max_completion_length=256)  # room for reasoning, as jigsaw.max_new_tokens
+                   max_completion_length=256,  # room for reasoning, as jigsaw.max_new_tokens
+                   beta=0.0)  # TRL's default: the paper states no KL term (the cpu anchor stops a tiny policy's collapse)
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
 

@@ -106,8 +106,9 @@ def test_a_tile_trace_warm_up_needs_room_for_its_completions():
     text = jigsaw.completion_text([1, 0, 3, 2], think=jigsaw.tile_trace([1, 0, 3, 2]))
     assert profiles.cold_start_tokens(4, "tiles") == len(tokenizer(text)["input_ids"]) + 1
     assert profiles.cold_start_tokens(4, "empty") == len(tokenizer(jigsaw.gt_completion([1, 0, 3, 2]))["input_ids"]) + 1
+    assert profiles.section("cpu", "rft")["cold_start_think"] == "tiles"  # the default fits its room
     with pytest.raises(profiles.ProfileError, match=r"max_completion_length \(32\) is too short .* at least 33"):
-        profiles.section("cpu", "rft", cold_start_think="tiles")
-    assert profiles.section("cpu", "rft", cold_start_think="tiles", max_completion_length=40)["cold_start_think"] == "tiles"
-    assert profiles.section("cpu", "rft", cold_start_think="tiles", cold_start_steps=0)  # no warm-up, nothing to fit
+        profiles.section("cpu", "rft", max_completion_length=32)
+    assert profiles.section("cpu", "rft", cold_start_think="empty", max_completion_length=32)["cold_start_think"] == "empty"
+    assert profiles.section("cpu", "rft", max_completion_length=32, cold_start_steps=0)  # no warm-up, nothing to fit
 

@@ -132,6 +132,6 @@ def test_a_run_starts_from_the_base_or_from_its_trained_cold_start(tmp_path, mon
     pretraining.pretrain("smoke", 0, progress=False)
     assert training.start_checkpoint("smoke", "rft", 0, cold_start_steps=0) == model.base_checkpoint_dir("smoke")
     warm = training.start_checkpoint("smoke", "rft", 0)  # the smoke profile's one-step format warm-up
-    name = training.cold_start_name(1, "random", 0.5)
+    name = training.cold_start_name(1, "random", 0.5, "tiles")
     assert warm == training.run_dir_for("smoke", name, profiles.section("smoke", "sft")["learning_rate"], 0) / "model"
     assert (warm / "config.json").exists()
