@@ -1,5 +1,5 @@
 """The pure helpers of jrft_utils.training that turn runs into tables: sweep knobs, steps to reach an
-accuracy and the forgetting frontier's rows (the trainers themselves run in the notebook smoke tests)."""
+accuracy and the forgetting frontier's rows (the trainers themselves run in the notebook smoke tests; one test checks GRPO's KL reference)."""
 
 import math
 from pathlib import Path
@@ -135,3 +135,33 @@ def test_a_run_starts_from_the_base_or_from_its_trained_cold_start(tmp_path, mon
     name = training.cold_start_name(1, "random", 0.5, "tiles")
     assert warm == training.run_dir_for("smoke", name, profiles.section("smoke", "sft")["learning_rate"], 0) / "model"
     assert (warm / "config.json").exists()
+
+
+def test_the_kl_anchor_is_the_checkpoint_grpo_starts_from(tmp_path, monkeypatch):
+    """With beta > 0 GRPO rebuilds its reference model from the starting checkpoint's path: at the first
+    step the policy is still that checkpoint, so the logged KL is zero (a reference built any other way,
+    e.g. from random weights, would be far from it), and it grows once the policy moves (a reward that
+    differs within every group: the completion's length)."""
+    from transformers import TrainerCallback
+
+    from jrft_utils import jigsaw, model, pretraining, profiles
+
+    class KLLog(TrainerCallback):
+        def __init__(self):
+            self.kl = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "kl" in logs:
+                self.kl.append(logs["kl"])
+
+    def length_reward(completions, **kwargs):
+        return [float(len(jigsaw.completion_to_text(c))) for c in completions]
+
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))
+    pretraining.pretrain("smoke", 0, progress=False)
+    puzzles = jigsaw.load_or_build_splits("smoke")["train"]
+    log = KLLog()
+    cfg = profiles.section("smoke", "rft", steps=3, cold_start_steps=0, beta=0.2, learning_rate=1e-2)
+    training.train("rft", model.base_checkpoint_dir("smoke"), jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
+                   save_model=False, callbacks=[log], reward_funcs=[length_reward])
+    assert len(log.kl) == 3 and log.kl[0] == 0.0 and log.kl[-1] > 0.0
