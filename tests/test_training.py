@@ -1,5 +1,6 @@
 """The pure helpers of jrft_utils.training that turn runs into tables: sweep knobs, steps to reach an
-accuracy and the forgetting frontier's rows (the trainers themselves run in the notebook smoke tests; one test checks GRPO's KL reference)."""
+accuracy and the forgetting frontier's rows (the trainers themselves run in the notebook smoke tests),
+where a run starts from, and GRPO's KL reference."""
 
 import math
 from pathlib import Path
