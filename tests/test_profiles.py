@@ -103,9 +103,10 @@ def test_a_tile_trace_warm_up_needs_room_for_its_completions():
     from jrft_utils import jigsaw, model
 
     tokenizer = model.build_tokenizer()
-    text = jigsaw.completion_text([1, 0, 3, 2], think=jigsaw.tile_trace([1, 0, 3, 2]))
-    assert profiles.cold_start_tokens(4, "tiles") == len(tokenizer(text)["input_ids"]) + 1
-    assert profiles.cold_start_tokens(4, "empty") == len(tokenizer(jigsaw.gt_completion([1, 0, 3, 2]))["input_ids"]) + 1
+    for think in ("tiles", "empty"):  # the warm-up's own completion, counted by the tiny model's tokenizer
+        text = jigsaw.cold_start_completion([1, 0, 3, 2], think)
+        assert profiles.cold_start_tokens(4, think) == len(tokenizer(text)["input_ids"]) + 1
+    assert jigsaw.cold_start_completion([1, 0, 3, 2], "empty") == jigsaw.gt_completion([1, 0, 3, 2])
     assert profiles.section("cpu", "rft")["cold_start_think"] == "tiles"  # the default fits its room
     with pytest.raises(profiles.ProfileError, match=r"max_completion_length \(32\) is too short .* at least 33"):
         profiles.section("cpu", "rft", max_completion_length=32)
