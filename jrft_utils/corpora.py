@@ -21,8 +21,9 @@ import re
 import shutil
 from typing import Any
 
-from jrft_utils import evaluation, jigsaw, profiles, stages, teacher, training
+from jrft_utils import evaluation, finetuning, jigsaw, stages, teacher
 from jrft_utils import model as model_factory
+from jrft_utils.profiles import Config
 
 CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
 
@@ -38,9 +39,9 @@ def check_corpus(name: str) -> None:
         raise ValueError(f"unknown corpus {name!r}; corpora: {CORPORA}")
 
 
-def rft_run_dir(profile: str, seed: int):
+def rft_run_dir(config: Config, seed: int):
     """The main RFT run of ``seed`` (notebook 03), whose final model and snapshot the rollouts come from."""
-    return training.run_dir_for(profile, "rft", profiles.section(profile, "rft")["learning_rate"], seed)
+    return finetuning.run_dir_for(config, "rft", config["rft"]["learning_rate"], seed)
 
 
 def with_true_answer(completion: str, answer: str) -> str:
@@ -61,14 +62,15 @@ def sample_rollouts(checkpoint, train, num_samples: int, temperature: float, max
     return [flat[i:i + num_samples] for i in range(0, len(flat), num_samples)]
 
 
-def completions_for(profile: str, name: str, train, seed: int, cfg: dict[str, Any]) -> tuple[list[int], list[str]]:
+def completions_for(config: Config, name: str, train, seed: int) -> tuple[list[int], list[str]]:
     """The puzzles (row indices of ``train``) and target completions of corpus ``name``."""
+    cfg = config["corpora"]
     answers = list(train["answer"])
     if name == "gt":
         return list(range(len(train))), [jigsaw.gt_completion(a) for a in answers]
     if name == "teacher":
         return list(range(len(train))), teacher.teacher_completions(train, use_truth=True)
-    run = rft_run_dir(profile, seed)
+    run = rft_run_dir(config, seed)
     checkpoint = run / ("model" if name == "rft_rollouts" else "snapshot")
     room = stages.record(run)["params"]["cfg"]["max_completion_length"]  # as long as GRPO's own rollouts
     samples = sample_rollouts(checkpoint, train, cfg["num_samples"] if name == "rft_rollouts" else 1,
@@ -105,39 +107,38 @@ def trace_shares(corpus) -> dict[str, float]:
     return {"tile trace": sum(tr is not None for tr in traces) / n, "trace = answer": sum(told) / n}
 
 
-def build(profile: str, name: str, seed: int, **overrides: Any):
+def build(config: Config, name: str, seed: int):
     """Corpus ``name`` for ``seed`` in TRL's SFT format (cached; column ``puzzle`` holds the training
     puzzle's row), and the fingerprints it depends on."""
     import datasets
 
     check_corpus(name)
-    cfg = profiles.section(profile, "corpora", **overrides)
     inputs = {}
     if name.endswith("rollouts"):
-        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), "03_rft", profile)
-    out = profiles.run_dir(profile) / "corpora" / name / f"seed{seed}"
-    params = {"name": name, "seed": seed, "cfg": cfg, "jigsaw": profiles.section(profile, "jigsaw"),
-              "inputs": inputs}
+        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), "03_rft", config.profile)
+    out = config.run_dir / "corpora" / name / f"seed{seed}"
+    params = {"name": name, "seed": seed, "cfg": config["corpora"], "jigsaw": config["jigsaw"], "inputs": inputs}
     if stages.cached(out, params) is None:
         shutil.rmtree(out, ignore_errors=True)  # a build killed half-way
-        train = jigsaw.load_or_build_splits(profile)["train"]
-        rows, texts = completions_for(profile, name, train, seed, cfg)
+        train = finetuning.jigsaw_splits(config)["train"]
+        rows, texts = completions_for(config, name, train, seed)
         if rows:
             jigsaw.to_sft(train.select(rows), texts).add_column("puzzle", rows).save_to_disk(str(out / "data"))
         stages.mark_done(out, params, {"size": len(rows), "of": len(train)})
     if stages.cached(out, params)["size"] == 0:
         raise EmptyCorpusError(f"corpus {name!r} (seed {seed}) is empty: the RFT model solved none of the "
                                "training puzzles in its samples (train RFT longer or raise corpora.num_samples)")
-    return datasets.load_from_disk(str(out / "data")), inputs | {"corpus": stages.stage_fingerprint(out, "04_rollout_distillation", profile)}
+    fingerprint = stages.stage_fingerprint(out, "04_rollout_distillation", config.profile)
+    return datasets.load_from_disk(str(out / "data")), inputs | {"corpus": fingerprint}
 
 
-def build_available(profile: str, seeds: list[int], **overrides: Any) -> tuple[dict[str, dict[int, Any]], dict[str, str]]:
+def build_available(config: Config, seeds: list[int]) -> tuple[dict[str, dict[int, Any]], dict[str, str]]:
     """Every corpus for every seed, as ``{name: {seed: dataset}}``, leaving out (and reporting in the
     second dict) the corpora that came out empty for some seed."""
     built, missing = {}, {}
     for name in CORPORA:
         try:
-            built[name] = {seed: build(profile, name, seed, **overrides)[0] for seed in seeds}
+            built[name] = {seed: build(config, name, seed)[0] for seed in seeds}
         except EmptyCorpusError as err:
             missing[name] = str(err)
     return built, missing

@@ -513,7 +513,7 @@ def corpus_dynamics(model, processor, corpus_samples: Sequence[Sample],
     """Magnitude, direction and likelihood of one SFT corpus with respect to prior knowledge.
 
     ``n_u`` training samples of ``corpus_samples`` and ``n_v`` probes (``None``: all; a
-    ``{capability: samples}`` dict such as ``world.build_test_sets(profile)`` is subsampled evenly across
+    ``{capability: samples}`` dict such as ``evaluation.prior_test_sets(config)`` is subsampled evenly across
     capabilities) are drawn with ``seed``. Returns ``lbk`` (mean of :func:`lbk` over pairs),
     ``lbk_median``, ``direction`` / ``cosine`` / ``frac_negative`` (:func:`direction`), ``nll`` and ``ppl``
     (per-token NLL of the ``n_u`` training completions under ``model``, see :func:`nll_summary`),

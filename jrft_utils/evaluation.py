@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from jrft_utils import world
+from jrft_utils.profiles import Config
 
 
 def chat_prompt(processor, prompt: str, image: bool = True) -> str:
@@ -75,7 +76,7 @@ def generate_completions(model, processor, images: Sequence[Image.Image] | None,
 
 def _check_test_sets(test_sets: dict[str, list[dict[str, Any]]]) -> None:
     if not test_sets:
-        raise ValueError("no test sets given; build them with world.build_test_sets(profile)")
+        raise ValueError("no test sets given; build them with evaluation.prior_test_sets(config)")
     for cap, samples in test_sets.items():
         world.check_capability(cap)
         if len(samples) == 0:
@@ -93,8 +94,8 @@ def max_new_tokens_for(processor, test_sets: dict[str, list[dict[str, Any]]], ma
 BENCHMARK_DIR_FILE = "benchmark_dir.json"  # in the run folder: where notebook 00 was told the benchmarks are
 
 
-def prior_test_sets(profile: str, benchmark_dir: str | None = None):
-    """The profile's held-out prior-knowledge yardstick: the paper's benchmarks
+def prior_test_sets(config: Config, benchmark_dir: str | None = None):
+    """The held-out prior-knowledge yardstick of ``config``: the paper's benchmarks
     (:class:`benchmarks.Suite`) when its ``benchmarks.names`` is non-empty (gpu), else the world's test
     sets (:func:`world.build_test_sets`). Either goes to :func:`evaluate_prior`.
 
@@ -103,12 +104,12 @@ def prior_test_sets(profile: str, benchmark_dir: str | None = None):
     later notebooks read it from there."""
     import json
 
-    from jrft_utils import benchmarks, profiles
+    from jrft_utils import benchmarks
 
-    cfg = profiles.section(profile, "benchmarks")
+    cfg = config["benchmarks"]
     if not cfg["names"]:
-        return world.build_test_sets(profile)
-    record = profiles.run_dir(profile) / BENCHMARK_DIR_FILE
+        return world.build_test_sets(config["world"]["test_per_capability"], config["model"]["image_size"])
+    record = config.run_dir / BENCHMARK_DIR_FILE
     if benchmark_dir is not None:
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"dir": str(benchmark_dir)}))

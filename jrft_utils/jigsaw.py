@@ -578,22 +578,11 @@ def _cfg_key(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: cfg[k] for k in keys if k in cfg} | {"version": GENERATOR_VERSION, "photos": list(PHOTOS)}
 
 
-def dataset_dir(profile: str) -> Path:
-    """Where the profile's jigsaw splits are saved (``data/generated/<profile>/jigsaw``)."""
-    from jrft_utils import profiles
-
-    return profiles.REPO_ROOT / "data" / "generated" / profile / "jigsaw"
-
-
-def load_or_build_splits(profile: str, cfg: dict[str, Any] | None = None, save: bool = True):
-    """The jigsaw splits for ``profile`` (section ``cfg``, default the profile's own): loaded from
-    :func:`dataset_dir` when they were saved with the same generator settings, else built (and saved)."""
+def load_or_build_splits(cfg: dict[str, Any], path: Path, save: bool = True):
+    """The jigsaw splits of a ``jigsaw`` section ``cfg``: loaded from ``path`` when they were saved there
+    with the same generator settings, else built (and, with ``save``, saved there)."""
     import datasets
 
-    from jrft_utils import profiles
-
-    cfg = profiles.section(profile, "jigsaw") if cfg is None else cfg
-    path = dataset_dir(profile)
     meta = path / "generator.json"
     if meta.exists() and json.loads(meta.read_text()) == _cfg_key(cfg):
         return datasets.load_from_disk(str(path / "splits"))

@@ -40,7 +40,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from jrft_utils import jigsaw, profiles, qwen, world
+from jrft_utils import jigsaw, qwen, world
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<|im_start|>", "<|im_end|>"
 IMAGE = "<image>"
@@ -102,11 +102,11 @@ def build_tokenizer(words: Sequence[str] | None = None) -> PreTrainedTokenizerFa
     return fast
 
 
-def build_processor(profile: str, **overrides: Any) -> LlavaProcessor:
-    """Tokenizer + PIL image processor (``image_size`` square, CLIP normalisation) + ``LlavaProcessor``.
+def build_processor(cfg: dict[str, Any]) -> LlavaProcessor:
+    """Tokenizer + PIL image processor (``image_size`` square, CLIP normalisation) + ``LlavaProcessor``
+    for a ``model`` section ``cfg``.
 
     Pads on the left (generation); TRL's SFT collator sets its own padding side per call."""
-    cfg = profiles.section(profile, "model", **overrides)
     size = cfg["image_size"]
     image_processor = CLIPImageProcessorPil(
         size={"height": size, "width": size}, crop_size={"height": size, "width": size},
@@ -120,10 +120,9 @@ def build_processor(profile: str, **overrides: Any) -> LlavaProcessor:
     return processor
 
 
-def build_model(profile: str, seed: int, processor: LlavaProcessor | None = None, **overrides: Any):
-    """A freshly initialised ``LlavaForConditionalGeneration`` sized by the profile's "model" section."""
-    cfg = profiles.section(profile, "model", **overrides)
-    processor = processor or build_processor(profile, **overrides)
+def build_model(cfg: dict[str, Any], seed: int, processor: LlavaProcessor | None = None):
+    """A freshly initialised ``LlavaForConditionalGeneration`` sized by a ``model`` section ``cfg``."""
+    processor = processor or build_processor(cfg)
     tok = processor.tokenizer
     torch.manual_seed(seed)
     vision = CLIPVisionConfig(
@@ -187,11 +186,6 @@ def freeze_image_side(model: torch.nn.Module) -> int:
     for module in modules:
         module.requires_grad_(False)
     return sum(count_parameters(m) for m in modules)
-
-
-def base_checkpoint_dir(profile: str) -> Path:
-    """Where notebook 00 saves the profile's pretrained base model."""
-    return profiles.run_dir(profile) / "base"
 
 
 def save_checkpoint(model, processor, path: str | Path) -> Path:

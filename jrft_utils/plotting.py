@@ -8,15 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from jrft_utils import profiles
-
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 
 
-def save_figure(fig: plt.Figure, name: str, profile: str) -> Path:
-    """Save ``fig`` as ``<name>.png`` (150 dpi) and ``<name>.svg`` in the profile's figures folder;
-    return the PNG's path."""
-    out = profiles.figures_dir(profile)
+def save_figure(fig: plt.Figure, name: str, out: Path) -> Path:
+    """Save ``fig`` as ``<name>.png`` (150 dpi) and ``<name>.svg`` in the folder ``out`` (a run's
+    ``config.figures_dir``); return the PNG's path."""
     fig.tight_layout()
     png = out / f"{name}.png"
     fig.savefig(png, dpi=150, bbox_inches="tight")

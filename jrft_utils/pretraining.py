@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from trl import SFTTrainer
 
 from jrft_utils import model as model_lib
-from jrft_utils import profiles, qwen, results, stages, training, world
+from jrft_utils import qwen, results, stages, trainers, world
+from jrft_utils.profiles import Config
 
 
 def to_dataset(samples: list[dict[str, Any]]):
@@ -130,56 +132,64 @@ def use_pretrained(model_cfg: dict[str, Any], output_dir: Path) -> dict[str, Any
             "params": model_lib.count_parameters(model), "model": model, "processor": processor, "cached": cached}
 
 
-def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, progress: bool = True,
-             train_per_capability: int | None = None, source: str | None = None,
-             **overrides: Any) -> dict[str, Any]:
-    """Build the model, generate the world's training corpus with ``seed``, train it with SFTTrainer and
-    save the checkpoint (default: :func:`model.base_checkpoint_dir`). A checkpoint already made with the
-    same settings is loaded instead (stage caching; ``cached`` is then True). When the profile's
-    ``model.source`` (or ``source``) names a pretrained checkpoint, nothing is trained
-    (:func:`use_pretrained`).
+def pretrain(config: Config, progress: bool = True, output_dir: Path | None = None) -> dict[str, Any]:
+    """Build the model sized by ``config["model"]``, generate the world's training corpus with
+    ``run.base_seed``, train it (:func:`pretrain_vision`, then :func:`pretrain_language`) and save the
+    checkpoint to ``output_dir`` (default ``config.base_dir``). A checkpoint already made with the same settings is loaded instead
+    (stage caching; ``cached`` is then True). When ``model.source`` names a pretrained checkpoint,
+    nothing is trained (:func:`use_pretrained`).
 
-    ``overrides`` replace knobs of the profile's "pretrain" section. Returns the checkpoint path, the loss
-    log (step, loss, token accuracy), train wall time, steps, steps/s and the parameter count; the log is
-    also written to ``pretrain_log.json`` beside the checkpoint."""
-    from trl import SFTTrainer
-
-    cfg = profiles.section(profile, "pretrain", **overrides)
-    model_cfg = profiles.section(profile, "model", source=source)
+    Returns the checkpoint path, the loss logs of both stages (step, loss, accuracy), the wall times,
+    steps, steps/s and the parameter count; the log is also written to ``pretrain_log.json`` beside the
+    checkpoint."""
+    cfg, model_cfg, seed = config["pretrain"], config["model"], config["run"]["base_seed"]
+    output_dir = Path(output_dir or config.base_dir)
     if model_cfg["source"] != "tiny":
-        return use_pretrained(model_cfg, Path(output_dir) if output_dir else model_lib.base_checkpoint_dir(profile))
-    world_cfg = profiles.section(profile, "world", train_per_capability=train_per_capability)
-    output_dir = Path(output_dir) if output_dir else model_lib.base_checkpoint_dir(profile)
+        return use_pretrained(model_cfg, output_dir)
+    per_capability = config["world"]["train_per_capability"]
     # the world knob the pretraining corpus is drawn with (build_train_set), as textexperiment.pretrain does
-    params = {"pretrain": cfg, "world": world_cfg["train_per_capability"],
-              "model": profiles.section(profile, "model"), "seed": seed,
+    params = {"pretrain": cfg, "world": per_capability, "model": model_cfg, "seed": seed,
               "vocabulary": model_lib.vocabulary()}
     if stages.cached(output_dir, params) is not None:
         model, processor = model_lib.load_checkpoint(output_dir)
         return json.loads((output_dir / "pretrain_log.json").read_text()) | {
             "model": model, "processor": processor, "cached": True}
-    # threads: on an idle 2-core machine 2 ran 1.46x faster than 1 (3.3 vs 2.2 SFT steps/s, measured); with
-    # another busy process beside it, 2 threads ran several times slower than 1 (measured): then set 1.
+    # pretrain.threads: 2 on idle cores; 1 when another busy process shares them (docs/findings.md)
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(seed)
     t_data = time.perf_counter()
-    samples = world.build_train_set(profile, seed, train_per_capability=train_per_capability)
-    dataset = to_dataset(samples)
+    samples = world.build_train_set(per_capability, model_cfg["image_size"], seed)
     data_time = time.perf_counter() - t_data
-    processor = model_lib.build_processor(profile)
-    model = model_lib.build_model(profile, seed, processor)
+    processor = model_lib.build_processor(model_cfg)
+    model = model_lib.build_model(model_cfg, seed, processor)
     t_vision = time.perf_counter()
     vision_log = pretrain_vision(model, processor, samples, cfg["vision_steps"], cfg["vision_batch_size"],
                                  cfg["vision_learning_rate"], seed, progress=progress)
     vision_time = time.perf_counter() - t_vision
+    log, train_time = pretrain_language(model, processor, samples, cfg, seed, output_dir / "trainer", progress)
+    model_lib.save_checkpoint(model, processor, output_dir)
+    info = {"checkpoint": str(output_dir), "seed": seed, "steps": cfg["steps"],
+            "train_time_s": vision_time + train_time, "vision_time_s": vision_time, "sft_time_s": train_time,
+            "steps_per_s": cfg["steps"] / train_time, "vision_log": vision_log, "data_time_s": data_time, "n_samples": len(samples),
+            "params": model_lib.count_parameters(model), "log": log, "config": cfg}
+    results.write_json_atomic(output_dir / "pretrain_log.json", info)
+    stages.mark_done(output_dir, params, {"train_time_s": info["train_time_s"]})
+    return info | {"model": model, "processor": processor, "cached": False}
+
+
+def pretrain_language(model, processor, samples: list[dict[str, Any]], cfg: dict[str, Any], seed: int,
+                      trainer_dir: Path, progress: bool = True) -> tuple[list[dict[str, float]], float]:
+    """The SFT stage of pretraining: ``SFTTrainer`` on the world's questions with the ``pretrain`` section
+    ``cfg``, the vision tower frozen when ``cfg["freeze_vision"]``; leaves the model in eval mode, its
+    processor padding on the left. Returns the loss log (times from the stage's start) and its wall time."""
     # the SFT stage trains the projector and the decoder on the vision stage's frozen tower, as LLaVA's
     # instruction tuning does (freeze_vision); later stages train every weight
     model.model.vision_tower.requires_grad_(not cfg["freeze_vision"])
     torch.manual_seed(seed)
-    log = training.LossLog()
+    log = trainers.LossLog()
     # the images are looked up on access from the `sample_index` column, which the trainer must therefore keep
-    args = training.sft_config(cfg, output_dir / "trainer", seed, progress=progress, remove_unused_columns=False)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
+    args = trainers.sft_config(cfg, trainer_dir, seed, progress=progress, remove_unused_columns=False)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=to_dataset(samples),
                          processing_class=processor, callbacks=[log])
     t0 = time.perf_counter()
     trainer.train()
@@ -187,23 +197,16 @@ def pretrain(profile: str, seed: int, output_dir: str | Path | None = None, prog
     model.model.vision_tower.requires_grad_(True)
     model.eval()
     processor.tokenizer.padding_side = "left"
-    model_lib.save_checkpoint(model, processor, output_dir)
     for row in log.rows:
         row["time_s"] -= t0
-    info = {"checkpoint": str(output_dir), "seed": seed, "steps": cfg["steps"],
-            "train_time_s": vision_time + train_time, "vision_time_s": vision_time, "sft_time_s": train_time,
-            "steps_per_s": cfg["steps"] / train_time, "vision_log": vision_log, "data_time_s": data_time, "n_samples": len(samples),
-            "params": model_lib.count_parameters(model), "log": log.rows, "config": cfg}
-    results.write_json_atomic(output_dir / "pretrain_log.json", info)
-    stages.mark_done(output_dir, params, {"train_time_s": info["train_time_s"]})
-    return info | {"model": model, "processor": processor, "cached": False}
+    return log.rows, train_time
 
 
-def load_pretrain_log(profile: str) -> dict[str, Any]:
-    """The log :func:`pretrain` wrote beside the profile's base checkpoint."""
-    path = model_lib.base_checkpoint_dir(profile) / "pretrain_log.json"
+def load_pretrain_log(config: Config) -> dict[str, Any]:
+    """The log :func:`pretrain` wrote beside the base checkpoint."""
+    path = config.base_dir / "pretrain_log.json"
     if not path.exists():
-        raise profiles.missing_artifact("pretraining log", path, "00_base_model", profile)
+        raise config.missing("pretraining log", path, "00_base_model")
     return json.loads(path.read_text())
 
 

@@ -13,129 +13,141 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _CPU: dict[str, dict[str, Any]] = {
-    # Seeds of the later stages (the base is built once, from base_seed); where figures and the
-    # summary go, relative to the repository root (None: a `figures` folder in the run folder).
-    # workers: fine-tuning runs of notebooks 02-04 and 08 trained at once, each in its own process on one thread
-    # (1: one at a time, in the notebook's process). On 2 idle cores two 1-thread runs finished in 1.37x
-    # less time than the same two runs one after the other on 2 threads (SFT 1.33x, GRPO 1.37x, measured).
-    # A run's numbers depend on its thread count, so they are the same for a given `workers`.
-    "run": {"seeds": [0, 1, 2], "base_seed": 0, "figures_dir": "figures", "workers": 2},
-    # The model (notebook 00). source "tiny": the tiny vision-language model below, built and pretrained
-    # here; otherwise a Qwen2.5-VL checkpoint (hub id or local folder, see jrft_utils.qwen) loaded in
-    # dtype, with LoRA adapters of rank lora_r when lora_r > 0 (0: full fine-tuning).
+    "run": {
+        "seeds": [0, 1, 2],     # seeds of the fine-tuning stages (notebooks 02-08)
+        "base_seed": 0,         # seed of the one base model (notebooks 00, 08)
+        "figures_dir": "figures",  # where figures and summary.json go, from the repository root (None: the run folder)
+        "workers": 2,           # fine-tuning runs trained at once, each in its own process on one thread
+    },
     "model": {
-        "source": "tiny", "dtype": "float32", "lora_r": 0, "lora_alpha": 16,
-        "image_size": 84,
-        "patch_size": 14,
-        "vision_hidden": 128,
+        "source": "tiny",       # "tiny": built and pretrained here; else a Qwen2.5-VL hub id or folder
+        "dtype": "float32",     # weights' dtype when loading a pretrained checkpoint
+        "lora_r": 0,            # LoRA rank of the fine-tuning stages (0: full fine-tuning)
+        "lora_alpha": 16,       # LoRA scaling
+        "image_size": 84,       # px, square
+        "patch_size": 14,       # px of a vision patch
+        "vision_hidden": 128,   # width of the CLIP vision tower
         "vision_layers": 2,
         "vision_heads": 4,
-        "text_hidden": 128,
+        "text_hidden": 128,     # width of the Qwen2 decoder
         "text_layers": 4,
         "text_heads": 4,
         "text_kv_heads": 2,
-        "intermediate": 256,
+        "intermediate": 256,    # MLP width of the decoder
     },
-    # The prior-knowledge world (notebook 00). eval_batch_size: completions generated per batch whenever a
-    # model is scored on the prior-knowledge yardstick (every notebook); 200, one capability per batch,
-    # scored the cpu base 1.3x faster than 64 (2.2 s against 2.8 s, measured).
-    "world": {"train_per_capability": 4000, "test_per_capability": 200, "eval_batch_size": 200},
-    # The paper's benchmarks (jrft_utils.benchmarks) as the prior-knowledge yardstick instead of the
-    # world's test sets, when names is non-empty (gpu): sources maps a name to a hub id or a local copy
-    # (default: its hub id); limit: rows per benchmark (a fixed seeded subset).
-    "benchmarks": {"names": [], "sources": {}, "limit": 200},
-    # Pretraining of the base model (notebook 00): the vision stage (vision_*), then SFT on the world's
-    # questions with the vision tower frozen (freeze_vision). Measured on one machine, base seed 0: 900
-    # vision steps told the shapes of held-out objects apart 81 % of the time, 1,800 steps 99 %; 2,000
-    # SFT steps instead of 1,000 took the prior mean from 0.52 to 0.68; 3,000 instead of 2,000 (base seeds
-    # 0-2, one thread) from 0.647 to 0.761 on average, with no grounding collapse. The same 3,000 steps on
-    # batches of 24 or 20 (fewer samples) gave 0.685 and 0.681, with a collapse at 24 (docs/findings.md).
-    "pretrain": {"vision_steps": 1800, "vision_batch_size": 64, "vision_learning_rate": 1e-3, "freeze_vision": True,
-                 "steps": 3000, "batch_size": 32, "learning_rate": 1e-3, "lr_scheduler": "cosine",
-                 "warmup_steps": 50, "logging_steps": 25, "threads": 2},
-    # Jigsaw puzzles (notebook 01). rows x cols: 2 x 2 on CPU, provisional (the lead checks that the tiny
-    # model learns it; the paper's 3 x 3 on GPU). photo_fraction: share of real-photo crops, the rest
-    # procedural images. Crop side: uniform(crop_min, crop_max) * image_size px; test_region: the share of
-    # each photo's long side reserved for test crops. data_seed: the puzzles are the same for every seed.
-    # max_new_tokens / eval_batch_size: greedy generation when scoring a model on the test split.
-    "jigsaw": {"rows": 2, "cols": 2, "train_size": 1000, "test_size": 200, "image_size": 84,
-               "photo_fraction": 0.5, "cue_strength": 0.5, "crop_min": 1.0, "crop_max": 2.0, "test_region": 1 / 3,
-               "min_tile_std": 4.0, "data_seed": 0, "max_new_tokens": 128, "eval_batch_size": 32},
-    # Supervised fine-tuning on the jigsaw (notebooks 02, 04). learning_rate is the main runs' rate;
-    # lr_sweep the rates of the sweep (run on the first seed). eval_every: steps between curve points;
-    # eval_test_size: held-out puzzles scored at each point.
-    # freeze_vision (sft and rft): fine-tuning trains the language model only, as the gpu profile's LoRA
-    # adapters do and as common Qwen2.5-VL recipes do (ms-swift's freeze_vit, VLM-R1's
-    # freeze_vision_modules). Measured (base seed 0, SFT-gt at 3e-4, 100 steps, development): with every
-    # weight trained the prior mean fell from 0.771 to 0.000 at jigsaw exact 0.76; with the vision tower
-    # and projector frozen to 0.573 at 0.82: the tiny vision tower is where the forgetting happened.
-    "sft": {"steps": 300, "batch_size": 16, "learning_rate": 3e-4, "lr_sweep": [1e-4, 3e-4, 1e-3], "freeze_vision": True,
-            "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 10, "eval_every": 75,
-            "eval_test_size": 100},
-    # RFT with GRPO on the jigsaw (notebook 03): batch_size counts completions (batch_size /
-    # num_generations prompts a step); rewards hit + acc + fmt, unweighted. snapshot_step: the early
-    # checkpoint kept from each main run (its rollouts become notebook 04's early_rollouts corpus).
-    # cold_start_steps > 0 (not the paper's recipe): GRPO starts from that many steps of SFT (the sft
-    # section's recipe) instead of the base (training.cold_start): on the puzzles' true answers
-    # (cold_start_answers "truth") or on random permutations ("random": the format, not the solution),
-    # with cold_start_replay the share of the cold start's samples replayed from the pretraining corpus.
-    # Our base never samples the answer's format, so GRPO from it has no reward to learn from (notebook
-    # 03's reachability check); the cpu default is a format warm-up (100 steps, random answers, half
-    # replay). cold_start_think: the warm-up's think block, empty ("<think> </think>") or "tiles" (the
-    # default): its (random) answer told tile by tile in the world's words ("tile 0 in cell 2 . ..."), so
-    # that the policy thinks in the base's style and its rollouts (notebook 04) differ from the gt corpus;
-    # its completions are 32 tokens on the 2 x 2 grid, hence max_completion_length 40.
-    # beta: the KL anchor to the run's start (the warm-up). Measured (RFT seeds 0-2, 300 steps at 1e-4,
-    # 16 prompts a step, development; docs/findings.md): from the tile-trace warm-up, without the anchor
-    # GRPO collapsed onto one answer (3 / 9 / 3 % exact, a full reproduction), with beta 0.04 (seed 0) 8 %,
-    # with beta 0.2 it reached 23 / 21 / 32 % (prior mean 70.3 / 72.2 / 69.0 %). From the empty think
-    # block without the anchor (the earlier default): 18 / 18 / 16 % (65.9 / 65.9 / 62.4 %), with it
-    # 77 / 76 / 79 % (65.0 / 65.6 / 58.4 %): the anchor is what lets GRPO learn; the default keeps the tile
-    # traces so that the rollouts carry a think block. With 4 prompts a step (batch 32) and no anchor,
-    # 5 / 4 / 2 %. Jigsaw-R1 uses 64 prompts a step.
-    "rft": {"steps": 300, "batch_size": 128, "num_generations": 8, "max_completion_length": 40,
-            "rewards": ["hit", "acc", "fmt"], "freeze_vision": True,
-            "temperature": 1.0, "beta": 0.2, "loss_type": "dapo", "learning_rate": 1e-4,
-            "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0,
-            "logging_steps": 1, "eval_every": 100, "eval_test_size": 100, "snapshot_step": 30,
-            "cold_start_steps": 100, "cold_start_answers": "random", "cold_start_replay": 0.5,
-            "cold_start_think": "tiles"},
-    # Rollout corpora of notebook 04: num_samples completions sampled (at temperature) per training
-    # puzzle from the final RFT model, the first correct one kept; one sample per puzzle from the snapshot;
-    # each up to the RFT run's own max_completion_length.
-    # require_correct=False keeps a rollout even when none is right (smoke only: exercises the code path).
-    # Learning dynamics (notebook 05): n_u training samples per corpus against n_v prior probes; the
-    # eNTK check's step sizes; LBK tracked over lbk_steps AdamW steps at lbk_lr, every lbk_every steps.
-    "dynamics": {"n_u": 16, "n_v": 32, "first_order_lrs": [1e-6, 1e-5, 1e-4], "lbk_steps": 30,
-                 "lbk_every": 5, "lbk_lr": 3e-4},
-    "corpora": {"num_samples": 4, "temperature": 1.0, "batch_size": 64,
-                "require_correct": True},
-    # The text-only validation (notebook 08; jrft_utils.textworld / textexperiment): a tiny Qwen2 decoder
-    # pretrained on arithmetic and science, then taught to find the largest digit of a list. text_world: pretraining samples
-    # per capability, held-out items per capability (at most 200 arithmetic and 100 science exist), the new
-    # task's items (the largest of min_len..max_len digits; data_seed fixes them).
-    # text_sft / text_rft: the fine-tuning recipes, one learning rate for both (SFT at 3e-4 erased prior
-    # knowledge on every corpus within 50 steps in a development sweep, so corpora could not differ);
-    # text_sft.lr_sweep / text_rft.lr_sweep: the rates of notebook 08's forgetting frontier (first seed);
-    # text_corpora: the RFT rollouts sampled per training task.
+    "world": {
+        "train_per_capability": 4000,  # pretraining samples per capability
+        "test_per_capability": 200,    # held-out prior-knowledge samples per capability
+        "eval_batch_size": 200,        # completions generated per batch when scoring prior knowledge
+    },
+    "benchmarks": {
+        "names": [],            # the paper's benchmarks as the prior-knowledge yardstick (empty: the world's test sets)
+        "sources": {},          # benchmark name -> hub id or local copy (default: its hub id)
+        "limit": 200,           # rows per benchmark (a fixed seeded subset)
+    },
+    "pretrain": {
+        "vision_steps": 1800,   # steps of the vision stage (what each image patch holds)
+        "vision_batch_size": 64,
+        "vision_learning_rate": 1e-3,
+        "freeze_vision": True,  # the SFT stage trains projector and decoder on the frozen vision tower
+        "steps": 3000,          # steps of the SFT stage on the world's questions
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "lr_scheduler": "cosine",
+        "warmup_steps": 50,
+        "logging_steps": 25,
+        "threads": 2,           # torch threads while pretraining
+    },
+    "jigsaw": {
+        "rows": 2, "cols": 2,   # the grid (the paper's is 3 x 3)
+        "train_size": 1000,     # training puzzles
+        "test_size": 200,       # held-out puzzles
+        "image_size": 84,       # px
+        "photo_fraction": 0.5,  # share of real-photo crops (the rest: procedural images)
+        "cue_strength": 0.5,    # strength of the colour ramp that hints at each tile's place (0: none)
+        "crop_min": 1.0,        # crop side, as a multiple of image_size: uniform(crop_min, crop_max)
+        "crop_max": 2.0,
+        "test_region": 1 / 3,   # share of each photo's long side reserved for test crops
+        "min_tile_std": 4.0,    # a tile must vary at least this much (pixel std), or the crop is redrawn
+        "data_seed": 0,         # the puzzles are the same for every training seed
+        "max_new_tokens": 128,  # greedy generation when scoring a model on the jigsaw
+        "eval_batch_size": 32,
+    },
+    "sft": {                    # supervised fine-tuning on the jigsaw (notebooks 02, 04)
+        "steps": 300,
+        "batch_size": 16,
+        "learning_rate": 3e-4,  # the main runs' rate
+        "lr_sweep": [1e-4, 3e-4, 1e-3],  # rates of the sweep (first seed)
+        "freeze_vision": True,  # fine-tune the language model only
+        "lr_scheduler": "constant",
+        "warmup_steps": 0,
+        "logging_steps": 10,
+        "eval_every": 75,       # steps between curve points
+        "eval_test_size": 100,  # held-out puzzles scored at each curve point
+    },
+    "rft": {                    # RFT with GRPO on the jigsaw (notebook 03)
+        "steps": 300,
+        "batch_size": 128,      # completions a step (batch_size / num_generations prompts)
+        "num_generations": 8,   # GRPO's group size
+        "max_completion_length": 40,  # tokens a sampled completion may have
+        "rewards": ["hit", "acc", "fmt"],  # summed, unweighted
+        "freeze_vision": True,
+        "temperature": 1.0,     # sampling temperature of the rollouts
+        "beta": 0.2,            # KL anchor to the run's start (0: none, TRL's default)
+        "loss_type": "dapo",    # TRL's default
+        "learning_rate": 1e-4,
+        "lr_sweep": [3e-5, 1e-4, 3e-4],
+        "lr_scheduler": "constant",
+        "warmup_steps": 0,
+        "logging_steps": 1,
+        "eval_every": 100,
+        "eval_test_size": 100,
+        "snapshot_step": 30,    # the early checkpoint kept from each main run (notebook 04's early rollouts)
+        "cold_start_steps": 100,  # steps of the format warm-up GRPO starts from (0: from the base)
+        "cold_start_answers": "random",  # the warm-up's answers: "truth" or "random" permutations
+        "cold_start_replay": 0.5,  # share of the warm-up's samples replayed from the pretraining corpus
+        "cold_start_think": "tiles",  # the warm-up's think block: "empty", or its answer told tile by tile
+    },
+    "dynamics": {               # learning dynamics (notebook 05)
+        "n_u": 16,              # training samples per corpus
+        "n_v": 32,              # prior-knowledge probes
+        "first_order_lrs": [1e-6, 1e-5, 1e-4],  # step sizes of the eNTK check
+        "lbk_steps": 30,        # AdamW steps over which LBK is tracked
+        "lbk_every": 5,
+        "lbk_lr": 3e-4,
+    },
+    "corpora": {                # the rollout corpora of notebook 04
+        "num_samples": 4,       # completions sampled per puzzle from the final RFT model
+        "temperature": 1.0,
+        "batch_size": 64,
+        "require_correct": True,  # keep only a correct rollout (False: any; smoke only)
+    },
+    # The text-only validation (notebook 08): a tiny Qwen2 decoder pretrained on arithmetic and science,
+    # then taught to find the largest digit of a list.
     "text_model": {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 256},
-    "text_world": {"train_per_capability": 6000, "test_per_capability": 200, "task_train_size": 1000,
-                   "task_test_size": 200, "min_len": 3, "max_len": 6, "data_seed": 0},
+    "text_world": {
+        "train_per_capability": 6000,  # pretraining samples per capability
+        "test_per_capability": 200,    # held-out items (at most 200 arithmetic and 100 science exist)
+        "task_train_size": 1000,       # the new task's training items
+        "task_test_size": 200,
+        "min_len": 3, "max_len": 6,    # digits in a list
+        "data_seed": 0,
+    },
     "text_pretrain": {"steps": 400, "batch_size": 64, "learning_rate": 1e-3, "lr_scheduler": "cosine",
                       "warmup_steps": 50, "logging_steps": 50},
     "text_sft": {"steps": 200, "batch_size": 16, "learning_rate": 1e-4, "lr_sweep": [3e-5, 1e-4, 3e-4],
-                 "lr_scheduler": "constant",
-                 "warmup_steps": 0, "logging_steps": 10, "eval_every": 100},
+                 "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 10, "eval_every": 100},
     "text_rft": {"steps": 200, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
                  "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
-                 "lr_sweep": [3e-5, 1e-4, 3e-4],
-                 "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1, "eval_every": 100},
+                 "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1,
+                 "eval_every": 100},
     "text_corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 128,
                      "require_correct": True},
 }
@@ -257,6 +269,17 @@ def get_profile(name: str) -> dict[str, dict[str, Any]]:
     return copy.deepcopy(PROFILES[name])
 
 
+def _check_type(name: str, key: str, value: Any, values: dict[str, Any]) -> None:
+    """An override must name an existing knob of section ``name`` and have its value's type (an int is
+    accepted where a float is expected)."""
+    if key not in values:
+        raise ProfileError(f"section {name!r} has no knob {key!r}; knobs: {sorted(values)}")
+    expected = values[key]
+    ok = isinstance(value, type(expected)) or (isinstance(expected, float) and isinstance(value, int))
+    if expected is not None and not ok or isinstance(value, bool) != isinstance(expected, bool):
+        raise ProfileError(f"{name}.{key} must be {type(expected).__name__}, got {value!r} ({type(value).__name__})")
+
+
 def section(profile: str, name: str, **overrides: Any) -> dict[str, Any]:
     """The knobs of section ``name`` of ``profile``, with non-``None`` ``overrides`` applied.
 
@@ -269,41 +292,82 @@ def section(profile: str, name: str, **overrides: Any) -> dict[str, Any]:
         raise ProfileError(f"profile {profile!r} has no section {name!r}; sections: {sorted(prof)}")
     values = prof[name]
     for key, value in overrides.items():
-        if value is None:
-            continue
-        if key not in values:
-            raise ProfileError(f"section {name!r} has no knob {key!r}; knobs: {sorted(values)}")
-        expected = values[key]
-        ok = isinstance(value, type(expected)) or (isinstance(expected, float) and isinstance(value, int))
-        if expected is not None and not ok or isinstance(value, bool) != isinstance(expected, bool):
-            raise ProfileError(
-                f"{name}.{key} must be {type(expected).__name__}, got {value!r} ({type(value).__name__})"
-            )
-        values[key] = value
+        if value is not None:
+            _check_type(name, key, value, values)
+            values[key] = value
     _check_section(name, values)
-    if name == "rft" and values["cold_start_steps"] > 0:
-        grid = prof["jigsaw"]["rows"] * prof["jigsaw"]["cols"]
-        needed = cold_start_tokens(grid, values["cold_start_think"])
-        if values["max_completion_length"] < needed:
-            raise ProfileError(f"rft.max_completion_length ({values['max_completion_length']}) is too short for the "
-                               f"cold start's completions with cold_start_think={values['cold_start_think']!r} "
-                               f"({needed} tokens with the end of sequence); raise it to at least {needed}")
     return values
 
 
-def cold_start_tokens(tiles: int, think: str) -> int:
-    """Tokens (one a word, the tiny model's tokenizer) of a cold start's completion for ``tiles`` tiles
-    (:func:`jigsaw.cold_start_completion`), with the end of sequence."""
-    from jrft_utils import jigsaw
+@dataclass(frozen=True)
+class Config:
+    """A profile resolved once, where a run starts (a notebook's first code cell, or the runner): every
+    section's knobs with the run's overrides applied and checked. Read a section with ``config["sft"]``
+    (a copy); pass the config to the functions a notebook calls, which hand each deeper function the
+    section or the values it uses."""
 
-    return len(jigsaw.cold_start_completion(list(range(tiles)), think).split()) + 1
+    profile: str
+    sections: dict[str, dict[str, Any]]
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        if name not in self.sections:
+            raise ProfileError(f"profile {self.profile!r} has no section {name!r}; sections: {sorted(self.sections)}")
+        return copy.deepcopy(self.sections[name])
+
+    def with_knobs(self, name: str, **overrides: Any) -> Config:
+        """A copy with ``overrides`` of section ``name`` applied (``None`` keeps a value) and checked."""
+        values = self[name]
+        for key, value in overrides.items():
+            if value is not None:
+                _check_type(name, key, value, values)
+                values[key] = value
+        _check_section(name, values)
+        return Config(self.profile, {**self.sections, name: values})
+
+    @property
+    def run_dir(self) -> Path:
+        """``runs/<profile>`` under the repository, or under the folder named by the environment variable
+        ``JRFT_RUN_ROOT`` (the tests use it to stay out of ``runs/``)."""
+        return Path(os.environ.get("JRFT_RUN_ROOT") or REPO_ROOT / "runs") / self.profile
+
+    @property
+    def base_dir(self) -> Path:
+        """Where notebook 00 saves the pretrained base model."""
+        return self.run_dir / "base"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where generated data sets are saved (``data/generated/<profile>``)."""
+        return REPO_ROOT / "data" / "generated" / self.profile
+
+    @property
+    def figures_dir(self) -> Path:
+        """Where the figures and ``summary.json`` go (created if missing)."""
+        configured = self.sections["run"]["figures_dir"]
+        path = REPO_ROOT / configured if configured else self.run_dir / "figures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def missing(self, what: str, path: str | Path, notebook: str) -> FileNotFoundError:
+        """:func:`missing_artifact` for this profile."""
+        return missing_artifact(what, path, notebook, self.profile)
+
+    def __str__(self) -> str:
+        lines = [f"profile {self.profile!r}:"]
+        lines += [f"  {name}: {values}" for name, values in self.sections.items()]
+        return "\n".join(lines)
 
 
-def run_dir(profile: str) -> Path:
-    """The run folder of ``profile``: ``runs/<profile>`` under the repository, or under the folder named
-    by the environment variable ``JRFT_RUN_ROOT`` (the tests use it to stay out of ``runs/``)."""
-    get_profile(profile)
-    return Path(os.environ.get("JRFT_RUN_ROOT") or REPO_ROOT / "runs") / profile
+def resolve(profile: str, **overrides: dict[str, Any] | None) -> Config:
+    """Profile ``profile`` as a :class:`Config`, with ``overrides`` by section (e.g.
+    ``sft={"learning_rate": 1e-4}``; a knob set to ``None`` keeps the profile's value), each checked as
+    :func:`section` checks it."""
+    prof = get_profile(profile)
+    unknown = set(overrides) - set(prof)
+    if unknown:
+        raise ProfileError(f"profile {profile!r} has no section(s) {sorted(unknown)}; sections: {sorted(prof)}")
+    sections = {name: section(profile, name, **(overrides.get(name) or {})) for name in prof}
+    return Config(profile, sections)
 
 
 def missing_artifact(what: str, path: str | Path, notebook: str, profile: str) -> FileNotFoundError:
@@ -315,10 +379,3 @@ def missing_artifact(what: str, path: str | Path, notebook: str, profile: str) -
     return FileNotFoundError(f"no {what} at {path}: run notebooks/{Path(notebook).stem}.ipynb (profile {profile!r}) "
                              f"first, e.g. python -m jrft_utils.reproduce --profile {profile} --only {upto}")
 
-
-def figures_dir(profile: str) -> Path:
-    """Where ``profile`` writes its figures and ``summary.json`` (created if missing)."""
-    configured = section(profile, "run")["figures_dir"]
-    path = REPO_ROOT / configured if configured else run_dir(profile) / "figures"
-    path.mkdir(parents=True, exist_ok=True)
-    return path

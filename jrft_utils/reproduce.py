@@ -152,17 +152,17 @@ def notebook_inputs(nb: Notebook, params: dict[str, Any], earlier: list[Notebook
             "upstream": upstream}
 
 
-def reusable(nb: Notebook, inputs: dict[str, Any], out_dir: Path, profile: str) -> bool:
-    """Whether ``nb`` ran to the end with ``inputs`` and its executed copy and figures are still there."""
+def reusable(nb: Notebook, inputs: dict[str, Any], out_dir: Path, figures: Path) -> bool:
+    """Whether ``nb`` ran to the end with ``inputs`` and its executed copy and its figures (in
+    ``figures``) are still there."""
     outputs = stages.cached(out_dir / nb.path.stem, inputs)
-    figures = profiles.figures_dir(profile)
     return (outputs is not None and (out_dir / nb.path.name).exists()
             and all((figures / name).exists() for name in outputs["figures"]))
 
 
-def figure_stamps(profile: str) -> dict[str, int]:
-    """Modification times of the files in the profile's figures folder, by name."""
-    return {f.name: f.stat().st_mtime_ns for f in profiles.figures_dir(profile).iterdir() if f.is_file()}
+def figure_stamps(figures: Path) -> dict[str, int]:
+    """Modification times of the files in the folder ``figures``, by name."""
+    return {f.name: f.stat().st_mtime_ns for f in figures.iterdir() if f.is_file()}
 
 
 def folder_size(path: Path) -> int:
@@ -179,20 +179,21 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
 
     notebooks = discover(notebooks_dir)
     steps = plan(select(notebooks, only, start), profile, seeds, extra or {})
-    out_dir = profiles.run_dir(profile) / "notebooks"
+    config = profiles.resolve(profile)
+    out_dir = config.run_dir / "notebooks"
     package = package_fingerprint()
     reused = 0
     t0 = time.perf_counter()
     for i, (nb, params) in enumerate(steps, 1):
         inputs = notebook_inputs(nb, params, [e for e in notebooks if e.number < nb.number], out_dir, package)
-        if not force and reusable(nb, inputs, out_dir, profile):
+        if not force and reusable(nb, inputs, out_dir, config.figures_dir):
             print(f"[{i}/{len(steps)}] {nb.path.name}  unchanged since its last run: reused "
                   f"({out_dir / nb.path.name}; --force executes it again)", flush=True)
             reused += 1
             continue
         print(f"[{i}/{len(steps)}] {nb.path.name}  {params}", flush=True)
         stages.forget(out_dir / nb.path.stem)
-        before = figure_stamps(profile)
+        before = figure_stamps(config.figures_dir)
         t1 = time.perf_counter()
         try:
             executed = execute(nb, params, out_dir)
@@ -202,7 +203,7 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
             print(f"executed notebook: {out_dir / nb.path.name}", file=sys.stderr)
             return 1
         took = time.perf_counter() - t1
-        written = sorted(name for name, stamp in figure_stamps(profile).items() if before.get(name) != stamp)
+        written = sorted(name for name, stamp in figure_stamps(config.figures_dir).items() if before.get(name) != stamp)
         stages.mark_done(out_dir / nb.path.stem, inputs,
                          {"execution": uuid.uuid4().hex, "figures": written, "time_s": round(took, 1)})
         print(f"    done in {took:.0f} s -> {executed}", flush=True)
@@ -211,10 +212,10 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     machine = results.machine()
     memory = f"peak memory of a notebook kernel {peak_gb:.2f} GB; " if reused < len(steps) else ""
     print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min; {reused} reused); {memory}"
-          f"run folder {folder_size(profiles.run_dir(profile)) / 1e9:.2f} GB; "
+          f"run folder {folder_size(config.run_dir) / 1e9:.2f} GB; "
           f"kernels {machine['cpu_capability']}", flush=True)
     if len(steps) == len(notebooks) and not reused:  # the wall time of executing every notebook
-        results.record_fields(profile, wall_time_s=wall, machine=machine)
+        results.record_fields(config, wall_time_s=wall, machine=machine)
     return 0
 
 

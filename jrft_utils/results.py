@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jrft_utils import profiles
+from jrft_utils.profiles import Config, ProfileError
 
 METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts", "sft_early_rollouts")
 CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
@@ -32,52 +32,51 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def summary_path(profile: str) -> Path:
-    """The profile's ``summary.json``."""
-    return profiles.figures_dir(profile) / "summary.json"
+def summary_path(config: Config) -> Path:
+    """The run's ``summary.json``."""
+    return config.figures_dir / "summary.json"
 
 
-def load_summary(profile: str) -> dict[str, Any]:
-    """The profile's summary, or an empty one in the contract's shape."""
-    path = summary_path(profile)
-    if path.exists():
-        return json.loads(path.read_text())
-    run = profiles.section(profile, "run")
-    return {"profile": profile, "seeds": list(run["seeds"]), "grid": None, "wall_time_s": None,
+def _empty(config: Config) -> dict[str, Any]:
+    return {"profile": config.profile, "seeds": list(config["run"]["seeds"]), "grid": None, "wall_time_s": None,
             "methods": {}, "corpora": {}, "claims": []}
 
 
-def base_prior(profile: str) -> dict[str, float]:
+def load_summary(config: Config) -> dict[str, Any]:
+    """The run's summary, or an empty one in the contract's shape."""
+    path = summary_path(config)
+    return json.loads(path.read_text()) if path.exists() else _empty(config)
+
+
+def base_prior(config: Config) -> dict[str, float]:
     """The base model's prior-knowledge accuracy per capability and their ``mean`` (notebook 00's
     record; one base per profile), the yardstick every method's forgetting is measured from."""
-    methods = load_summary(profile)["methods"]
+    methods = load_summary(config)["methods"]
     if "base" not in methods:
-        raise FileNotFoundError(f"no base model recorded in {summary_path(profile)}: run notebook 00 first")
+        raise FileNotFoundError(f"no base model recorded in {summary_path(config)}: run notebook 00 first")
     return {cap: values[0] for cap, values in methods["base"]["prior"].items()}
 
 
-def start_summary(profile: str, seeds: list[int] | None = None) -> dict[str, Any]:
-    """Begin the profile's summary afresh for ``seeds`` (None: the profile's; checked), dropping the
-    results of an earlier reproduction. Notebook 00 calls it: a reproduction's seeds are fixed there."""
-    seeds = profiles.section(profile, "run", seeds=seeds)["seeds"]
-    summary = {"profile": profile, "seeds": list(seeds), "grid": None, "wall_time_s": None,
-               "methods": {}, "corpora": {}, "claims": []}
-    write_json_atomic(summary_path(profile), summary)
+def start_summary(config: Config) -> dict[str, Any]:
+    """Begin the summary afresh for ``config``'s seeds, dropping the results of an earlier reproduction.
+    Notebook 00 calls it: a reproduction's seeds are fixed there."""
+    summary = _empty(config)
+    write_json_atomic(summary_path(config), summary)
     return summary
 
 
-def run_seeds(profile: str, seeds: list[int] | None = None) -> list[int]:
+def run_seeds(config: Config, seeds: list[int] | None = None) -> list[int]:
     """The seeds a later notebook trains with: ``seeds`` (None: all of the summary's), checked for type
     and range, and each one of the seeds the summary was started with (notebook 00)."""
-    summary = load_summary(profile)
+    summary = load_summary(config)
     if seeds is None:
         return list(summary["seeds"])
-    seeds = profiles.section(profile, "run", seeds=seeds)["seeds"]
+    seeds = config.with_knobs("run", seeds=seeds)["run"]["seeds"]
     unknown = [s for s in seeds if s not in summary["seeds"]]
     if unknown:
-        raise profiles.ProfileError(
+        raise ProfileError(
             f"seeds {unknown} are not seeds of this reproduction (its summary has {summary['seeds']}); start "
-            f"over with them from notebook 00: python -m jrft_utils.reproduce --profile {profile} --seeds "
+            f"over with them from notebook 00: python -m jrft_utils.reproduce --profile {config.profile} --seeds "
             + " ".join(str(s) for s in seeds))
     return list(seeds)
 
@@ -94,13 +93,13 @@ def _put(values: list, slot: int, n: int, value: Any) -> list:
     return values
 
 
-def _record(profile: str, section: tuple[str, ...], label: str, plural: str, names: tuple[str, ...],
+def _record(config: Config, section: tuple[str, ...], label: str, plural: str, names: tuple[str, ...],
             keys: tuple[str, ...], name: str, seed: int, metrics: dict[str, Any], with_prior: bool) -> dict[str, Any]:
     """Put one seed's ``metrics`` for ``name`` into the summary under ``section`` (a path of keys); with
     ``with_prior`` a ``prior`` dict (capability -> accuracy) is accepted too. Returns the updated summary."""
     if name not in names:
         raise ValueError(f"unknown {label} {name!r}; {plural}: {names}")
-    summary = load_summary(profile)
+    summary = load_summary(config)
     slot, n = _seed_slot(summary, seed), len(summary["seeds"])
     container = summary
     for key in section:
@@ -114,19 +113,19 @@ def _record(profile: str, section: tuple[str, ...], label: str, plural: str, nam
             entry[key] = _put(entry.get(key, []), slot, n, value)
         else:
             raise ValueError(f"unknown {label} metric {key!r}; metrics: {keys + (('prior',) if with_prior else ())}")
-    write_json_atomic(summary_path(profile), summary)
+    write_json_atomic(summary_path(config), summary)
     return summary
 
 
-def record_method(profile: str, method: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:
+def record_method(config: Config, method: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:
     """Record one seed's numbers for ``method``; ``metrics`` may hold METHOD_METRICS and ``prior``
     (a dict of capability -> accuracy, including ``mean``). Returns the updated summary."""
-    return _record(profile, ("methods",), "method", "methods", METHODS, METHOD_METRICS, method, seed, metrics, True)
+    return _record(config, ("methods",), "method", "methods", METHODS, METHOD_METRICS, method, seed, metrics, True)
 
 
-def record_corpus(profile: str, corpus: str, seed: int, metrics: dict[str, float]) -> dict[str, Any]:
+def record_corpus(config: Config, corpus: str, seed: int, metrics: dict[str, float]) -> dict[str, Any]:
     """Record one seed's learning-dynamics numbers for ``corpus``. Returns the updated summary."""
-    return _record(profile, ("corpora",), "corpus", "corpora", CORPORA, CORPUS_METRICS, corpus, seed, metrics, False)
+    return _record(config, ("corpora",), "corpus", "corpora", CORPORA, CORPUS_METRICS, corpus, seed, metrics, False)
 
 
 TEXT_METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
@@ -134,25 +133,25 @@ TEXT_METHOD_METRICS = ("task_acc", "steps", "train_time_s")
 TEXT_CORPORA = ("gt", "teacher", "rft_rollouts")
 
 
-def record_text(profile: str, kind: str, name: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:
+def record_text(config: Config, kind: str, name: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:
     """Record one seed's numbers of the text-only validation (notebook 08) in the summary's ``text``
     section, shaped like ``methods`` / ``corpora``: ``kind`` "method" (TEXT_METHOD_METRICS and ``prior``
     per text capability) or "corpus" (CORPUS_METRICS). Returns the updated summary."""
     if kind == "method":
-        return _record(profile, ("text", "methods"), "text method", "methods", TEXT_METHODS, TEXT_METHOD_METRICS,
+        return _record(config, ("text", "methods"), "text method", "methods", TEXT_METHODS, TEXT_METHOD_METRICS,
                        name, seed, metrics, True)
-    return _record(profile, ("text", "corpora"), "text corpus", "corpora", TEXT_CORPORA, CORPUS_METRICS,
+    return _record(config, ("text", "corpora"), "text corpus", "corpora", TEXT_CORPORA, CORPUS_METRICS,
                    name, seed, metrics, False)
 
 
-def record_fields(profile: str, **fields: Any) -> dict[str, Any]:
+def record_fields(config: Config, **fields: Any) -> dict[str, Any]:
     """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``, ``machine``)."""
-    summary = load_summary(profile)
+    summary = load_summary(config)
     for key, value in fields.items():
         if key not in ("grid", "wall_time_s", "claims", "machine"):
             raise ValueError(f"unknown summary field {key!r}")
         summary[key] = value
-    write_json_atomic(summary_path(profile), summary)
+    write_json_atomic(summary_path(config), summary)
     return summary
 
 

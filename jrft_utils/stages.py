@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jrft_utils import results
+from jrft_utils import profiles, results
 
 STAGE_FILE = "stage.json"
 
@@ -51,8 +51,6 @@ def stage_fingerprint(stage_dir: str | Path, made_by: str, profile: str) -> str:
     """The fingerprint of a finished upstream stage (to make a downstream stage depend on it).
 
     ``made_by`` names the notebook that makes it (e.g. ``"00_base_model"``) for the error message."""
-    from jrft_utils import profiles
-
     path = Path(stage_dir) / STAGE_FILE
     if not path.exists():
         raise profiles.missing_artifact("finished stage", stage_dir, made_by, profile)

@@ -1,7 +1,7 @@
 """The text-only validation (notebook 08): the paper's trade-off in a tiny language model.
 
 The same steps as the vision experiment, on the text world of :mod:`jrft_utils.textworld`, through the
-same machinery: TRL's trainers via :func:`training.train`, the :class:`training.CurveCallback`, stage
+same machinery: TRL's trainers via :func:`trainers.train`, the :class:`trainers.CurveCallback`, stage
 caching, :mod:`jrft_utils.dynamics` for LBK and NLL, and the summary (its ``text`` section).
 
 1. :func:`pretrain`: a tiny ``Qwen2ForCausalLM`` learns arithmetic and science (cached stage).
@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from trl import SFTTrainer
 
-from jrft_utils import dynamics, evaluation, jigsaw, profiles, results, stages, textworld, training
+from jrft_utils import dynamics, evaluation, finetuning, results, stages, textworld, trainers
 from jrft_utils import model as model_factory
+from jrft_utils.profiles import Config
 
 METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
 CORPORA = ("gt", "teacher", "rft_rollouts")
@@ -31,14 +33,14 @@ CORPUS_OF = {"sft_gt": "gt", "sft_teacher": "teacher", "sft_rft_rollouts": "rft_
 NOTEBOOK = "08_text_only"
 
 
-def run_dir(profile: str) -> Path:
-    """Where the text experiment of ``profile`` keeps its stages."""
-    return profiles.run_dir(profile) / "text"
+def run_dir(config: Config) -> Path:
+    """Where the text experiment keeps its stages."""
+    return config.run_dir / "text"
 
 
-def base_dir(profile: str) -> Path:
+def base_dir(config: Config) -> Path:
     """The text base checkpoint."""
-    return run_dir(profile) / "base"
+    return run_dir(config) / "base"
 
 
 def conversational(prompt: str, completion: str | None = None) -> dict[str, Any]:
@@ -67,29 +69,25 @@ def tokenizer_words() -> tuple[str, ...]:
 # The base
 
 
-def pretrain(profile: str, seed: int | None = None, progress: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Build the tiny text decoder and train it with ``SFTTrainer`` on the text world (cached stage in
-    :func:`base_dir`); ``overrides``: knobs of the ``text_pretrain`` section. Returns the pretraining log
-    (loss rows, time, parameter count, checkpoint)."""
-    from trl import SFTTrainer
-
-    cfg = profiles.section(profile, "text_pretrain", **overrides)
-    model_cfg = profiles.section(profile, "text_model")
-    world_cfg = profiles.section(profile, "text_world")
-    seed = profiles.section(profile, "run")["base_seed"] if seed is None else seed
-    out = base_dir(profile)
+def pretrain(config: Config, progress: bool = True) -> dict[str, Any]:
+    """Build the tiny text decoder (``text_model``) and train it with ``SFTTrainer`` on the text world
+    (``text_pretrain``, seed ``run.base_seed``; cached stage in :func:`base_dir`). Returns the pretraining
+    log (loss rows, time, parameter count, checkpoint)."""
+    cfg, model_cfg, world_cfg = config["text_pretrain"], config["text_model"], config["text_world"]
+    seed = config["run"]["base_seed"]
+    out = base_dir(config)
     params = {"pretrain": cfg, "model": model_cfg, "world": world_cfg["train_per_capability"], "seed": seed,
               "vocabulary": tokenizer_words()}
     if stages.cached(out, params) is not None:
         return json.loads((out / "pretrain_log.json").read_text()) | {"cached": True}
     shutil.rmtree(out, ignore_errors=True)
-    torch.set_num_threads(profiles.section(profile, "pretrain")["threads"])
+    torch.set_num_threads(config["pretrain"]["threads"])
     samples = [s for cap in textworld.CAPABILITIES
                for s in textworld.generate(cap, world_cfg["train_per_capability"], seed)]
     tokenizer = model_factory.build_tokenizer(tokenizer_words())
     model = model_factory.build_text_model(tokenizer, seed, **model_cfg)
-    log = training.LossLog()
-    trainer = SFTTrainer(model=model, args=training.sft_config(cfg, out / "trainer", seed, progress=progress),
+    log = trainers.LossLog()
+    trainer = SFTTrainer(model=model, args=trainers.sft_config(cfg, out / "trainer", seed, progress=progress),
                          train_dataset=sft_dataset(samples), processing_class=tokenizer, callbacks=[log])
     t0 = time.perf_counter()
     trainer.train()
@@ -103,11 +101,11 @@ def pretrain(profile: str, seed: int | None = None, progress: bool = True, **ove
     return info | {"cached": False}
 
 
-def load_base(profile: str):
+def load_base(config: Config):
     """``(model, tokenizer)`` of the text base; a clear error when notebook 08 has not made it."""
-    path = base_dir(profile)
+    path = base_dir(config)
     if not (path / stages.STAGE_FILE).exists():
-        raise profiles.missing_artifact("text base model", path, NOTEBOOK, profile)
+        raise config.missing("text base model", path, NOTEBOOK)
     return model_factory.load_checkpoint(path)
 
 
@@ -115,14 +113,14 @@ def load_base(profile: str):
 # Evaluation
 
 
-def test_sets(profile: str) -> dict[str, list[dict[str, Any]]]:
+def test_sets(config: Config) -> dict[str, list[dict[str, Any]]]:
     """The fixed held-out prior-knowledge sets of the text world."""
-    return textworld.build_test_sets(profiles.section(profile, "text_world")["test_per_capability"])
+    return textworld.build_test_sets(config["text_world"]["test_per_capability"])
 
 
-def task_split(profile: str, split: str) -> list[dict[str, Any]]:
+def task_split(config: Config, split: str) -> list[dict[str, Any]]:
     """The new task's items of ``split`` (the profile's sizes and list lengths; the same for every seed)."""
-    cfg = profiles.section(profile, "text_world")
+    cfg = config["text_world"]
     n = cfg["task_train_size"] if split == "train" else cfg["task_test_size"]
     return textworld.make_tasks(n, split, seed=cfg["data_seed"], min_len=cfg["min_len"], max_len=cfg["max_len"])
 
@@ -173,29 +171,29 @@ def grpo_dataset(tasks: list[dict[str, Any]]):
     return Dataset.from_list([conversational(t["prompt"]) | {"answer": t["answer"]} for t in tasks])
 
 
-def rft_run_dir(profile: str, seed: int) -> Path:
+def rft_run_dir(config: Config, seed: int) -> Path:
     """The GRPO run of ``seed``, whose final model writes the ``rft_rollouts`` corpus."""
-    return run_dir(profile) / "rft" / f"seed{seed}"
+    return run_dir(config) / "rft" / f"seed{seed}"
 
 
-def corpus_samples(profile: str, name: str, seed: int) -> list[dict[str, Any]]:
+def corpus_samples(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
     """Corpus ``name`` (``gt``, ``teacher`` or ``rft_rollouts``) on the training tasks, as
     ``{"prompt", "completion"}`` samples. ``rft_rollouts``: ``num_samples`` completions of the final RFT
     model of ``seed`` per task, sampled at ``temperature``, the first right one kept (cached); tasks with
     none are left out (unless ``require_correct`` is off, as in the smoke profile)."""
     if name not in CORPORA:
         raise ValueError(f"unknown text corpus {name!r}; corpora: {CORPORA}")
-    tasks = task_split(profile, "train")
+    tasks = task_split(config, "train")
     if name == "gt":
         return [{"prompt": t["prompt"], "completion": textworld.gt_completion(t["answer"])} for t in tasks]
     if name == "teacher":
         return [{"prompt": t["prompt"], "completion": textworld.teacher_completion(t["digits"])}
                 for t in tasks]
-    cfg = profiles.section(profile, "text_corpora")
-    source = rft_run_dir(profile, seed)
-    out = run_dir(profile) / "corpora" / f"rft_rollouts_seed{seed}"
-    params = {"cfg": cfg, "seed": seed, "rft": stages.stage_fingerprint(source, NOTEBOOK, profile),
-              "world": profiles.section(profile, "text_world")}
+    cfg = config["text_corpora"]
+    source = rft_run_dir(config, seed)
+    out = run_dir(config) / "corpora" / f"rft_rollouts_seed{seed}"
+    params = {"cfg": cfg, "seed": seed, "rft": stages.stage_fingerprint(source, NOTEBOOK, config.profile),
+              "world": config["text_world"]}
     if stages.cached(out, params) is None:
         model, tokenizer = model_factory.load_checkpoint(source / "model")
         k = cfg["num_samples"]
@@ -212,116 +210,106 @@ def corpus_samples(profile: str, name: str, seed: int) -> list[dict[str, Any]]:
     return json.loads((out / "corpus.json").read_text())
 
 
-def _run_spec(profile: str, method: str, seed: int, frontier: bool, overrides: dict[str, Any]):
+def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dict[str, Any]):
     """A :func:`finetune` run's recipe, folder and stage parameters."""
     if method not in CORPUS_OF and method != "rft":
         raise ValueError(f"unknown text method {method!r}; methods: {METHODS[1:]}")
     section = "text_rft" if method == "rft" else "text_sft"
-    cfg = profiles.section(profile, section, **overrides)
-    out = rft_run_dir(profile, seed) if method == "rft" and not frontier else \
-        run_dir(profile) / method / f"lr{cfg['learning_rate']:g}" / f"seed{seed}"
-    inputs = {"base": stages.stage_fingerprint(base_dir(profile), NOTEBOOK, profile)}
+    cfg = config.with_knobs(section, **knobs)[section]
+    out = rft_run_dir(config, seed) if method == "rft" and not frontier else \
+        run_dir(config) / method / f"lr{cfg['learning_rate']:g}" / f"seed{seed}"
+    inputs = {"base": stages.stage_fingerprint(base_dir(config), NOTEBOOK, config.profile)}
     if method == "sft_rft_rollouts":
-        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(profile, seed), NOTEBOOK, profile)
+        inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), NOTEBOOK, config.profile)
     recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
-    params = {"method": method, "cfg": recipe, "seed": seed, "world": profiles.section(profile, "text_world"),
-              "inputs": inputs}
+    params = {"method": method, "cfg": recipe, "seed": seed, "world": config["text_world"], "inputs": inputs}
     return cfg, out, params
 
 
-def finetune(profile: str, method: str, seed: int, progress: bool = True, *, frontier: bool = False,
-             **overrides: Any) -> dict[str, Any]:
-    """One cached fine-tuning run of the text base: ``rft`` (GRPO on the new task; ``overrides``
-    are ``text_rft`` knobs) or an SFT method of :data:`CORPUS_OF` (``text_sft`` knobs). Returns
+def finetune(config: Config, method: str, seed: int, progress: bool = True, *, frontier: bool = False,
+             **knobs: Any) -> dict[str, Any]:
+    """One cached fine-tuning run of the text base: ``rft`` (GRPO on the new task; ``knobs`` are
+    ``text_rft`` knobs for this run) or an SFT method of :data:`CORPUS_OF` (``text_sft`` knobs). Returns
     ``metrics.json`` (steps, train time, final point) plus ``curves``. ``frontier``: a GRPO run of the
     frontier's sweep at a rate other than the main runs' (kept in its own folder, without its model)."""
-    cfg, out, params = _run_spec(profile, method, seed, frontier, overrides)
-    base = base_dir(profile)
+    cfg, out, params = _run_spec(config, method, seed, frontier, knobs)
+    base = base_dir(config)
     done = stages.cached(out, params)
     if done is None:
         shutil.rmtree(out, ignore_errors=True)
         tokenizer = model_factory.load_checkpoint(base)[1]
-        prior_sets, tasks = test_sets(profile), task_split(profile, "test")
+        prior_sets, tasks = test_sets(config), task_split(config, "test")
         evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks)
-        start_cache = run_dir(profile) / "start_points" / f"{stages.fingerprint(params['world'] | params['inputs'])}.json"
-        callbacks = [training.CurveCallback(evaluate_fn, cfg["eval_every"], out / training.CURVES_FILE,
+        start_cache = run_dir(config) / "start_points" / f"{stages.fingerprint(params['world'] | params['inputs'])}.json"
+        callbacks = [trainers.CurveCallback(evaluate_fn, cfg["eval_every"], out / trainers.CURVES_FILE,
                                             start_cache=start_cache)]
         if method == "rft":
-            data, kind, rewards = grpo_dataset(task_split(profile, "train")), "rft", list(textworld.REWARD_FUNCS)
+            data, kind, rewards = grpo_dataset(task_split(config, "train")), "rft", list(textworld.REWARD_FUNCS)
         else:
-            data, kind, rewards = sft_dataset(corpus_samples(profile, CORPUS_OF[method], seed)), "sft", None
-        training.train(kind, base, data, cfg, out, seed, callbacks,
+            data, kind, rewards = sft_dataset(corpus_samples(config, CORPUS_OF[method], seed)), "sft", None
+        trainers.train(kind, base, data, cfg, out, seed, callbacks,
                        save_model=method == "rft" and not frontier, reward_funcs=rewards, progress=progress)
-        done = json.loads((out / training.METRICS_FILE).read_text())
+        done = json.loads((out / trainers.METRICS_FILE).read_text())
         stages.mark_done(out, params, done)
-    return done | {"curves": training.load_curves(out), "dir": str(out)}
+    return done | {"curves": trainers.load_curves(out), "dir": str(out)}
 
 
-def finetune_runs(profile: str, calls: dict[Any, dict[str, Any]], progress: bool = True) -> dict[Any, dict[str, Any]]:
+def finetune_runs(config: Config, calls: dict[Any, dict[str, Any]], progress: bool = True) -> dict[Any, dict[str, Any]]:
     """:func:`finetune` for each of ``calls`` (``{key: {"method", "seed"[, "frontier"][, "overrides"]}}``),
-    by key. Finished runs are read back; the others are trained one at a time in this process when the
-    profile's ``run.workers`` is 1, else by :func:`training.run_in_workers` (each run's trainer output in
+    by key. Finished runs are read back; the others are trained one at a time in this process when
+    ``run.workers`` is 1, else by :func:`finetuning.run_in_workers` (each run's trainer output in
     ``<run dir>.log``), as the vision runs are."""
-    workers = profiles.section(profile, "run")["workers"]
-    runs, pending = {}, {}
+    workers = config["run"]["workers"]
+    done, pending = {}, {}
     for key, c in calls.items():
-        frontier, overrides = c.get("frontier", False), c.get("overrides", {})
-        _, out, params = _run_spec(profile, c["method"], c["seed"], frontier, overrides)
+        frontier, knobs = c.get("frontier", False), c.get("knobs", {})
+        _, out, params = _run_spec(config, c["method"], c["seed"], frontier, knobs)
         if workers == 1 or stages.cached(out, params) is not None:
-            runs[key] = finetune(profile, c["method"], c["seed"], progress, frontier=frontier, **overrides)
+            done[key] = finetune(config, c["method"], c["seed"], progress, frontier=frontier, **knobs)
         else:
-            pending[key] = (partial(finetune, profile, c["method"], c["seed"], False, frontier=frontier, **overrides),
+            pending[key] = (partial(finetune, config, c["method"], c["seed"], False, frontier=frontier, **knobs),
                             out.with_suffix(".log"))
-    return runs | training.run_in_workers(pending, workers, "text runs", progress)
+    return done | finetuning.run_in_workers(pending, workers, "text runs", progress)
 
 
-def run_methods(profile: str, seeds: list[int], sft: dict[str, Any] | None = None,
-                rft: dict[str, Any] | None = None, progress: bool = True) -> dict[str, dict[int, dict[str, Any]]]:
-    """Every fine-tuning method for every seed (:func:`finetune_runs`; RFT first: its rollouts make a
-    corpus), with ``sft`` / ``rft`` overrides of the recipes, recorded in the summary's ``text`` section
-    together with the base (the curves' step 0). A seed whose RFT model solved no training task has no
-    ``sft_rft_rollouts`` run."""
-    rft_runs = finetune_runs(profile, {seed: {"method": "rft", "seed": seed, "overrides": rft or {}} for seed in seeds},
-                             progress)
+def run_methods(config: Config, seeds: list[int], progress: bool = True) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every fine-tuning method for every seed with the ``text_sft`` / ``text_rft`` recipes
+    (:func:`finetune_runs`; RFT first: its rollouts make a corpus), recorded in the summary's ``text``
+    section together with the base (the curves' step 0). A seed whose RFT model solved no training task
+    has no ``sft_rft_rollouts`` run."""
+    rft_runs = finetune_runs(config, {seed: {"method": "rft", "seed": seed} for seed in seeds}, progress)
     # the RFT runs come first: the rft_rollouts corpus of each seed is sampled from its RFT model
-    sft_calls = {(method, seed): {"method": method, "seed": seed, "overrides": sft or {}}
+    sft_calls = {(method, seed): {"method": method, "seed": seed}
                  for seed in seeds for method in CORPUS_OF
-                 if method != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)}
-    sft_runs = finetune_runs(profile, sft_calls, progress)
-    runs = {"rft": {seed: rft_runs[seed] for seed in seeds}} | {
+                 if method != "sft_rft_rollouts" or corpus_samples(config, "rft_rollouts", seed)}
+    sft_runs = finetune_runs(config, sft_calls, progress)
+    by_method = {"rft": {seed: rft_runs[seed] for seed in seeds}} | {
         method: {seed: sft_runs[method, seed] for seed in seeds if (method, seed) in sft_runs} for method in CORPUS_OF}
-    for method, by_seed in runs.items():
+    for method, by_seed in by_method.items():
         for seed, run in by_seed.items():
-            results.record_text(profile, "method", method, seed, summary_metrics(run))
-    first = next(iter(runs["rft"].values()))
+            results.record_text(config, "method", method, seed, summary_metrics(run))
+    first = next(iter(by_method["rft"].values()))
     for seed in seeds:
-        results.record_text(profile, "method", "base", seed, {"task_acc": first["curves"][0]["task_acc"],
+        results.record_text(config, "method", "base", seed, {"task_acc": first["curves"][0]["task_acc"],
                                                               "prior": first["curves"][0]["prior"]})
-    return runs
+    return by_method
 
 
-def lr_sweep(profile: str, seed: int, sft: dict[str, Any] | None = None, rft: dict[str, Any] | None = None,
-             progress: bool = True) -> dict[str, dict[float, dict[str, Any]]]:
+def lr_sweep(config: Config, seed: int, progress: bool = True) -> dict[str, dict[float, dict[str, Any]]]:
     """Every SFT corpus at each rate of ``text_sft.lr_sweep`` and GRPO at each rate of
-    ``text_rft.lr_sweep`` (with the ``sft`` / ``rft`` overrides) for one seed; runs at the main rates are
-    reused from :func:`run_methods` (:func:`finetune_runs`; GRPO first: its main run's rollouts make a
-    corpus). Returns ``{method: {learning_rate: run}}``, for the forgetting
-    frontier. Runs at the other rates are measured at the start and the end only (the frontier needs
-    their final point)."""
-    sft_cfg = profiles.section(profile, "text_sft", **(sft or {}))
-    rft_cfg = profiles.section(profile, "text_rft", **(rft or {}))
-
-    def at(cfg: dict[str, Any], overrides: dict[str, Any] | None, lr: float) -> dict[str, Any]:
-        knobs = {k: v for k, v in (overrides or {}).items() if k not in ("learning_rate", "lr_sweep")}
-        return knobs | training.sweep_knobs(cfg, lr)
-
-    rft_runs = finetune_runs(profile, {lr: {"method": "rft", "seed": seed, "frontier": lr != rft_cfg["learning_rate"],
-                                            "overrides": at(rft_cfg, rft, lr)} for lr in rft_cfg["lr_sweep"]}, progress)
-    methods = [m for m in CORPUS_OF if m != "sft_rft_rollouts" or corpus_samples(profile, "rft_rollouts", seed)]
-    sft_runs = finetune_runs(profile, {(method, lr): {"method": method, "seed": seed, "overrides": at(sft_cfg, sft, lr)}
-                                       for method in methods for lr in sft_cfg["lr_sweep"]}, progress)
-    runs = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in methods}
-    return runs | {"rft": {lr: rft_runs[lr] for lr in rft_cfg["lr_sweep"]}}
+    ``text_rft.lr_sweep`` for one seed; runs at the main rates are reused from :func:`run_methods`
+    (:func:`finetune_runs`; GRPO first: its main run's rollouts make a corpus). Returns
+    ``{method: {learning_rate: run}}``, for the forgetting frontier. Runs at the other rates are measured
+    at the start and the end only (the frontier needs their final point)."""
+    sft_cfg, rft_cfg = config["text_sft"], config["text_rft"]
+    rft_runs = finetune_runs(config, {lr: {"method": "rft", "seed": seed, "frontier": lr != rft_cfg["learning_rate"],
+                                           "knobs": finetuning.sweep_knobs(rft_cfg, lr)} for lr in rft_cfg["lr_sweep"]},
+                             progress)
+    methods = [m for m in CORPUS_OF if m != "sft_rft_rollouts" or corpus_samples(config, "rft_rollouts", seed)]
+    sft_runs = finetune_runs(config, {(method, lr): {"method": method, "seed": seed, "knobs": finetuning.sweep_knobs(sft_cfg, lr)}
+                                      for method in methods for lr in sft_cfg["lr_sweep"]}, progress)
+    by_method = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in methods}
+    return by_method | {"rft": {lr: rft_runs[lr] for lr in rft_cfg["lr_sweep"]}}
 
 
 def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:
@@ -329,23 +317,23 @@ def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in ("task_acc", "steps", "train_time_s", "prior")}
 
 
-def corpus_dynamics(profile: str, seeds: list[int]) -> "pd.DataFrame":
+def corpus_dynamics(config: Config, seeds: list[int]) -> "pd.DataFrame":
     """LBK, direction and NLL under the base of every corpus (and seed), against the prior-knowledge test
     sets as probes (the profile's ``dynamics.n_u`` / ``n_v``); recorded in the summary."""
     import pandas as pd
 
-    model, tokenizer = load_base(profile)
-    cfg = profiles.section(profile, "dynamics")
-    probes = test_sets(profile)
+    model, tokenizer = load_base(config)
+    cfg = config["dynamics"]
+    probes = test_sets(config)
     rows = []
     for name in CORPORA:
         for seed in seeds:
-            samples = corpus_samples(profile, name, seed)
+            samples = corpus_samples(config, name, seed)
             if not samples:
                 continue
             res = dynamics.corpus_dynamics(model, tokenizer, samples, probes, n_u=cfg["n_u"], n_v=cfg["n_v"], seed=seed)
             rows.append({"corpus": name, "seed": seed, "size": len(samples),
                          **{k: res[k] for k in ("lbk", "direction", "cosine", "nll", "ppl")}})
-            results.record_text(profile, "corpus", name, seed,
+            results.record_text(config, "corpus", name, seed,
                                 {"lbk": res["lbk"], "direction": res["direction"], "nll_base": res["nll"]})
     return pd.DataFrame(rows)

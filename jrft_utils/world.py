@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jrft_utils import profiles
 
 CAPABILITIES: tuple[str, ...] = ("grounding", "ocr", "vqa", "hallucination", "reasoning")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -363,13 +362,12 @@ def generate(capability: str, n: int, seed: int, size: int = 84, split: str = "t
     return [make_sample(capability, rng, size, pool, i) for i in range(n)]
 
 
-def build_train_set(profile: str, seed: int, **overrides: Any) -> list[dict[str, Any]]:
-    """The pretraining corpus: ``train_per_capability`` samples of every capability, shuffled by ``seed``.
-    The last corpus built is kept, so notebook 00 can show it and then pretrain on it without drawing the
-    20,000 samples twice (about 19 s on the cpu profile); treat the samples as read-only."""
-    cfg = profiles.section(profile, "world", **overrides)
-    size = profiles.section(profile, "model")["image_size"]
-    return list(_train_set(seed, cfg["train_per_capability"], size))
+def build_train_set(per_capability: int, image_size: int, seed: int) -> list[dict[str, Any]]:
+    """The pretraining corpus: ``per_capability`` samples of every capability at ``image_size`` px,
+    shuffled by ``seed``. The last corpus built is kept, so notebook 00 can show it and then pretrain on it
+    without drawing the 20,000 samples twice (about 19 s on the cpu profile); treat the samples as
+    read-only."""
+    return list(_train_set(seed, per_capability, image_size))
 
 
 @lru_cache(maxsize=1)
@@ -379,12 +377,11 @@ def _train_set(seed: int, per_capability: int, size: int) -> tuple[dict[str, Any
     return tuple(samples[i] for i in order)
 
 
-def build_test_sets(profile: str, **overrides: Any) -> dict[str, list[dict[str, Any]]]:
-    """The fixed held-out test sets, ``{capability: samples}`` (``test_per_capability`` each, always drawn
-    with :data:`TEST_SEED` and the held-out digit images, so every stage and seed scores the same sets)."""
-    cfg = profiles.section(profile, "world", **overrides)
-    size = profiles.section(profile, "model")["image_size"]
-    return {cap: generate(cap, cfg["test_per_capability"], TEST_SEED, size, split="test") for cap in CAPABILITIES}
+def build_test_sets(per_capability: int, image_size: int) -> dict[str, list[dict[str, Any]]]:
+    """The fixed held-out test sets, ``{capability: samples}`` (``per_capability`` each at ``image_size``
+    px, always drawn with :data:`TEST_SEED` and the held-out digit images, so every stage and seed scores
+    the same sets)."""
+    return {cap: generate(cap, per_capability, TEST_SEED, image_size, split="test") for cap in CAPABILITIES}
 
 
 # ----------------------------------------------------------------------------------------------------

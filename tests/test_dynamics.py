@@ -10,13 +10,13 @@ from jrft_utils import dynamics, jigsaw, model, profiles, teacher, world
 
 @pytest.fixture(scope="module")
 def tiny():
-    processor = model.build_processor("smoke")
-    return model.build_model("smoke", 0, processor).eval().double(), processor
+    processor = model.build_processor(profiles.resolve("smoke")["model"])
+    return model.build_model(profiles.resolve("smoke")["model"], 0, processor).eval().double(), processor
 
 
 @pytest.fixture(scope="module")
 def probes():
-    sets = world.build_test_sets("smoke")
+    sets = world.build_test_sets(8, 84)
     return [sets["vqa"][0], sets["reasoning"][0], sets["ocr"][1]]
 
 
@@ -175,7 +175,7 @@ def test_lbk_and_direction_follow_their_definitions(tiny, probes, corpora):
 
 def test_corpus_dynamics_and_lbk_over_training(tiny, corpora):
     m, processor = tiny
-    sets = world.build_test_sets("smoke")
+    sets = world.build_test_sets(8, 84)
     res = dynamics.corpus_dynamics(m, processor, corpora["teacher"], sets, n_u=3, n_v=5, seed=1)
     assert res["n_u"] == 3 and res["n_v"] == 5 and set(res["by_probe_group"]) == set(world.CAPABILITIES)
     assert res["lbk"] > 0 and np.isfinite(res["direction"]) and np.isclose(res["ppl"], np.exp(res["nll"]))

@@ -2,18 +2,18 @@
 
 import pytest
 
-from jrft_utils import evaluation, model, world
+from jrft_utils import evaluation, model, profiles, world
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    processor = model.build_processor("smoke")
-    return model.build_model("smoke", 0, processor).eval(), processor
+    processor = model.build_processor(profiles.resolve("smoke")["model"])
+    return model.build_model(profiles.resolve("smoke")["model"], 0, processor).eval(), processor
 
 
 @pytest.fixture(scope="module")
 def test_sets():
-    return world.build_test_sets("smoke")
+    return world.build_test_sets(8, 84)
 
 
 def test_batched_left_padded_generation_matches_one_by_one(tiny):

@@ -251,13 +251,12 @@ def test_texts_round_trip_through_the_model_tokenizer():
 
 
 def test_load_or_build_splits_caches_by_generator_settings(tmp_path, monkeypatch):
-    monkeypatch.setattr(jigsaw, "dataset_dir", lambda profile: tmp_path / profile)
     cfg = dict(profiles.section("smoke", "jigsaw"), train_size=4, test_size=3)
-    first = jigsaw.load_or_build_splits("smoke", cfg)
+    first = jigsaw.load_or_build_splits(cfg, tmp_path / "smoke")
     assert (tmp_path / "smoke" / "generator.json").exists()
-    again = jigsaw.load_or_build_splits("smoke", cfg)
+    again = jigsaw.load_or_build_splits(cfg, tmp_path / "smoke")
     assert again["train"]["answer"] == first["train"]["answer"]
-    bigger = jigsaw.load_or_build_splits("smoke", dict(cfg, test_size=5))
+    bigger = jigsaw.load_or_build_splits(dict(cfg, test_size=5), tmp_path / "smoke")
     assert len(bigger["test"]) == 5
 
 

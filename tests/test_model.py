@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from jrft_utils import evaluation, jigsaw, model, profiles, training, world
+from jrft_utils import evaluation, finetuning, jigsaw, model, profiles, trainers, world
 
 
 @pytest.fixture(scope="module")
 def processor():
-    return model.build_processor("smoke")
+    return model.build_processor(profiles.resolve("smoke")["model"])
 
 
 def test_vocabulary_has_digits_as_single_tokens_and_world_and_jigsaw_words(processor):
@@ -47,7 +47,7 @@ def test_chat_template_prompt_is_a_prefix_and_image_expands_to_patches(processor
 
 
 def test_save_load_round_trip_gives_identical_logits(processor, tmp_path):
-    m = model.build_model("smoke", seed=0, processor=processor).eval()
+    m = model.build_model(profiles.resolve("smoke")["model"], seed=0, processor=processor).eval()
     s = world.generate("vqa", 2, 0)
     inputs = processor(images=[x["image"] for x in s],
                        text=[evaluation.chat_prompt(processor, x["prompt"]) for x in s],
@@ -68,9 +68,9 @@ def test_save_load_round_trip_gives_identical_logits(processor, tmp_path):
 
 
 def test_model_init_is_deterministic_by_seed(processor):
-    a = model.build_model("smoke", 0, processor).state_dict()
-    b = model.build_model("smoke", 0, processor).state_dict()
-    c = model.build_model("smoke", 1, processor).state_dict()
+    a = model.build_model(profiles.resolve("smoke")["model"], 0, processor).state_dict()
+    b = model.build_model(profiles.resolve("smoke")["model"], 0, processor).state_dict()
+    c = model.build_model(profiles.resolve("smoke")["model"], 1, processor).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
@@ -80,10 +80,12 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         model.load_checkpoint(tmp_path / "nowhere")
 
 
-def test_base_checkpoint_dir_is_under_the_run_folder():
-    from jrft_utils import profiles
-
-    assert model.base_checkpoint_dir("cpu") == profiles.run_dir("cpu") / "base"
+def test_the_run_folders_are_under_the_run_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
+    config = profiles.resolve("cpu")
+    assert config.run_dir == tmp_path / "cpu" and config.base_dir == tmp_path / "cpu" / "base"
+    assert config.figures_dir == profiles.REPO_ROOT / "figures"  # the cpu profile's figures are the repository's
+    assert profiles.resolve("smoke").figures_dir == tmp_path / "smoke" / "figures"
 
 
 def test_training_dataset_serves_the_samples_own_images():
@@ -105,9 +107,9 @@ def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
 
     from jrft_utils import pretraining
 
-    m = model.build_model("smoke", 0, processor)
+    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
     ds = pretraining.to_dataset(world.generate("ocr", 8, 0))
-    args = training.sft_config(profiles.section("smoke", "pretrain", steps=2, batch_size=4), tmp_path, 0, progress=False,
+    args = trainers.sft_config(profiles.section("smoke", "pretrain", steps=2, batch_size=4), tmp_path, 0, progress=False,
                                 remove_unused_columns=False)
     trainer = SFTTrainer(model=m, args=args, train_dataset=ds, processing_class=processor)
     batch = next(iter(trainer.get_train_dataloader()))
@@ -122,7 +124,7 @@ def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
 
 
 def test_freeze_image_side_leaves_the_language_model_to_train(processor):
-    m = model.build_model("smoke", 0, processor)
+    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
     frozen = model.freeze_image_side(m)
     image = {n for n, _ in m.named_parameters() if n.startswith(("model.vision_tower.", "model.multi_modal_projector."))}
     assert image and frozen == sum(p.numel() for n, p in m.named_parameters() if n in image)
@@ -136,11 +138,11 @@ def test_fine_tuning_with_freeze_vision_changes_the_language_model_only(freeze, 
     from jrft_utils import pretraining
 
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))  # its own base: other tests expect none
-    base = pretraining.pretrain("smoke", 0, progress=False)["checkpoint"]
+    base = pretraining.pretrain(profiles.resolve("smoke"), progress=False)["checkpoint"]
     before = model.load_checkpoint(base)[0].state_dict()
-    data = jigsaw.to_sft_gt(jigsaw.load_or_build_splits("smoke")["train"])
+    data = jigsaw.to_sft_gt(finetuning.jigsaw_splits(profiles.resolve("smoke"))["train"])
     cfg = profiles.section("smoke", "sft", steps=2, freeze_vision=freeze)
-    training.train("sft", base, data, cfg, tmp_path / "sft", seed=0, progress=False)
+    trainers.train("sft", base, data, cfg, tmp_path / "sft", seed=0, progress=False)
     after = model.load_checkpoint(tmp_path / "sft" / "model")[0].state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     vision = {k for k in changed if k.startswith(("model.vision_tower.", "model.multi_modal_projector."))}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from jrft_utils import profiles, reproduce, stages, training
+from jrft_utils import profiles, reproduce, stages, warmup
 from jrft_utils.profiles import REPO_ROOT
 
 pytestmark = pytest.mark.smoke
@@ -148,7 +148,7 @@ def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
 
 
 # the smoke profile's format warm-up (random answers, replay, tile traces): cold_start1_random_replay0.5_tiles
-COLD_START = training.cold_start_name(*(profiles.section("smoke", "rft")[k] for k in (
+COLD_START = warmup.name(*(profiles.section("smoke", "rft")[k] for k in (
     "cold_start_steps", "cold_start_answers", "cold_start_replay", "cold_start_think")))
 
 

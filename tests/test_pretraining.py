@@ -6,14 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from jrft_utils import model, pretraining
+from jrft_utils import model, pretraining, profiles
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
-    a = pretraining.pretrain("smoke", 0, output_dir=root / "a", progress=False, steps=3)
-    b = pretraining.pretrain("smoke", 0, output_dir=root / "b", progress=False, steps=3)
+    config = profiles.resolve("smoke", pretrain={"steps": 3})
+    a = pretraining.pretrain(config, progress=False, output_dir=root / "a")
+    b = pretraining.pretrain(config, progress=False, output_dir=root / "b")
     return a, b
 
 
@@ -40,8 +41,8 @@ def test_vision_stage_runs_any_number_of_steps(steps):
     short stages warm up over 2 steps or train at a constant rate."""
     from jrft_utils import world
 
-    processor = model.build_processor("smoke")
-    m = model.build_model("smoke", 0, processor)
+    processor = model.build_processor(profiles.resolve("smoke")["model"])
+    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
     samples = world.generate("vqa", 4, 0) + world.generate("reasoning", 4, 0)  # with digits
     before = m.model.vision_tower.state_dict()["embeddings.patch_embedding.weight"].clone()
     log = pretraining.pretrain_vision(m, processor, samples, steps, 4, 1e-3, 0, progress=False)
@@ -62,7 +63,8 @@ def test_sft_stage_trains_on_the_vision_stage_tower_frozen_or_not(monkeypatch, t
         return log
 
     monkeypatch.setattr(pretraining, "pretrain_vision", recording)
-    out = pretraining.pretrain("smoke", 0, output_dir=tmp_path, progress=False, steps=3, freeze_vision=freeze)
+    config = profiles.resolve("smoke", pretrain={"steps": 3, "freeze_vision": freeze})
+    out = pretraining.pretrain(config, progress=False, output_dir=tmp_path)
     tower = out["model"].model.vision_tower
     unchanged = all(torch.equal(after_vision[k], v) for k, v in tower.state_dict().items())
     assert unchanged == freeze
@@ -73,14 +75,14 @@ def test_pretraining_data_is_world_only(runs):
     """What the trainer saw is the world's corpus: no jigsaw words in any prompt."""
     from jrft_utils import world
 
-    prompts = {s["prompt"] for s in world.build_train_set("smoke", 0)}
+    prompts = {s["prompt"] for s in world.build_train_set(40, 84, 0)}
     assert prompts and not any("tile" in p or "shuffled" in p for p in prompts)
 
 
 def test_missing_pretrain_log_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(model, "base_checkpoint_dir", lambda profile: tmp_path / "none")
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "none"))
     with pytest.raises(FileNotFoundError, match="00_base_model"):
-        pretraining.load_pretrain_log("smoke")
+        pretraining.load_pretrain_log(profiles.resolve("smoke"))
 
 
 @pytest.fixture
@@ -112,8 +114,8 @@ def test_digit_reading_scores_whole_rows_and_digits_in_place(monkeypatch, record
                 for im in images]
 
     monkeypatch.setattr(evaluation, "generate_completions", drop_last)
-    processor = model.build_processor("smoke")
-    m = model.build_model("smoke", 0, processor)
+    processor = model.build_processor(profiles.resolve("smoke")["model"])
+    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
     out = pretraining.digit_reading(m, processor, n_scenes=20)
     for pool, split in (("train_pool", "train"), ("held_out", "test")):
         lengths = [len(s["target"].split()) for s in recorded_ocr["by_split"][split]]
@@ -136,8 +138,8 @@ def test_vision_digit_probe_reads_the_tokens_of_the_digits_cell(monkeypatch, rec
             return out
         return features
 
-    processor = model.build_processor("smoke")
-    m = model.build_model("smoke", 0, processor)
+    processor = model.build_processor(profiles.resolve("smoke")["model"])
+    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
     monkeypatch.setattr(pretraining, "image_token_features", one_hot(0))
     assert pretraining.vision_digit_probe(m, processor, n_fit=80, n_score=40) == {"train_pool": 1.0, "held_out": 1.0}
     monkeypatch.setattr(pretraining, "image_token_features", one_hot(1))
@@ -145,8 +147,8 @@ def test_vision_digit_probe_reads_the_tokens_of_the_digits_cell(monkeypatch, rec
 
 
 def test_digit_diagnosis_refuses_empty_samples():
-    processor = model.build_processor("smoke")
-    m = model.build_model("smoke", 0, processor)
+    processor = model.build_processor(profiles.resolve("smoke")["model"])
+    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
     with pytest.raises(ValueError, match="n_scenes must be >= 1, got 0"):
         pretraining.digit_reading(m, processor, n_scenes=0)
     with pytest.raises(ValueError, match="n_fit and n_score must be >= 1, got 10 and 0"):

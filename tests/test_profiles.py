@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jrft_utils import corpora, model, pretraining, profiles, stages, training
+from jrft_utils import corpora, finetuning, model, pretraining, profiles, stages
 
 
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))
@@ -72,16 +72,37 @@ def test_none_keeps_the_profile_value_and_ints_pass_for_floats():
 
 def test_missing_upstream_artifacts_name_the_command_that_makes_them(isolated_run_root):
     command = "python -m jrft_utils.reproduce --profile smoke --only 00"
+    config = profiles.resolve("smoke")
     with pytest.raises(FileNotFoundError, match="00_base_model.*--only 00"):
-        model.load_checkpoint(model.base_checkpoint_dir("smoke"))
+        model.load_checkpoint(config.base_dir)
     with pytest.raises(FileNotFoundError, match=command):
-        pretraining.load_pretrain_log("smoke")
+        pretraining.load_pretrain_log(config)
     with pytest.raises(FileNotFoundError, match=command):
-        stages.stage_fingerprint(model.base_checkpoint_dir("smoke"), "00_base_model", "smoke")
+        stages.stage_fingerprint(config.base_dir, "00_base_model", "smoke")
     with pytest.raises(FileNotFoundError, match="02_sft.ipynb .*--only 00 01 02$"):
-        training.load_method_results("smoke", "gt", "02_sft")
+        finetuning.load_method_results(config, "gt", "02_sft")
     with pytest.raises(FileNotFoundError, match="03_rft.ipynb .*--only 00 01 02 03$"):
-        corpora.build("smoke", "rft_rollouts", 0)
+        corpora.build(config, "rft_rollouts", 0)
+
+
+def test_a_configuration_is_resolved_once_with_checked_overrides_by_section():
+    config = profiles.resolve("smoke", sft={"learning_rate": 1e-4, "steps": None}, rft={"beta": 0})
+    assert config["sft"]["learning_rate"] == 1e-4 and config["rft"]["beta"] == 0
+    assert config["sft"]["steps"] == profiles.get_profile("smoke")["sft"]["steps"]  # None keeps the value
+    config["sft"]["steps"] = 999  # a copy: the configuration does not change under a caller
+    assert config["sft"]["steps"] != 999
+    changed = config.with_knobs("rft", steps=7)
+    assert changed["rft"]["steps"] == 7 and config["rft"]["steps"] != 7 and changed["sft"] == config["sft"]
+    assert "  sft: {" in str(config) and str(config).startswith("profile 'smoke':")
+    assert config.run_dir.name == "smoke" and config.base_dir.parent == config.run_dir
+    with pytest.raises(profiles.ProfileError, match="no section"):
+        profiles.resolve("smoke", ppo={"steps": 1})
+    with pytest.raises(profiles.ProfileError, match="no knob 'momentum'"):
+        profiles.resolve("smoke", sft={"momentum": 0.9})
+    with pytest.raises(profiles.ProfileError, match="rft.steps must be >= 1"):
+        config.with_knobs("rft", steps=0)
+    with pytest.raises(profiles.ProfileError, match="distinct"):
+        config.with_knobs("run", seeds=[0, 0])
 
 
 def test_notebook_parameters_that_are_not_knobs_are_range_checked_too():
@@ -97,19 +118,3 @@ def test_gpu_rollouts_have_the_room_that_evaluation_gives():
     notebook 04's rollouts get the same room as the jigsaw's evaluation."""
     room = profiles.section("gpu", "jigsaw")["max_new_tokens"]
     assert profiles.section("gpu", "rft")["max_completion_length"] == room  # notebook 04 samples with the same
-
-
-def test_a_tile_trace_warm_up_needs_room_for_its_completions():
-    from jrft_utils import jigsaw, model
-
-    tokenizer = model.build_tokenizer()
-    for think in ("tiles", "empty"):  # the warm-up's own completion, counted by the tiny model's tokenizer
-        text = jigsaw.cold_start_completion([1, 0, 3, 2], think)
-        assert profiles.cold_start_tokens(4, think) == len(tokenizer(text)["input_ids"]) + 1
-    assert jigsaw.cold_start_completion([1, 0, 3, 2], "empty") == jigsaw.gt_completion([1, 0, 3, 2])
-    assert profiles.section("cpu", "rft")["cold_start_think"] == "tiles"  # the default fits its room
-    with pytest.raises(profiles.ProfileError, match=r"max_completion_length \(32\) is too short .* at least 33"):
-        profiles.section("cpu", "rft", max_completion_length=32)
-    assert profiles.section("cpu", "rft", cold_start_think="empty", max_completion_length=32)["cold_start_think"] == "empty"
-    assert profiles.section("cpu", "rft", max_completion_length=32, cold_start_steps=0)  # no warm-up, nothing to fit
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jrft_utils import evaluation, jigsaw, profiles, qwen, training, world
+from jrft_utils import evaluation, jigsaw, profiles, qwen, trainers, world
 from jrft_utils import model as model_factory
 
 
@@ -67,7 +67,7 @@ def test_unreachable_weights_say_what_was_tried_and_how_to_point_at_a_copy(monke
 def test_sft_with_lora_trains_and_saves_merged_weights(base_dir, tiny_qwen, puzzles, tmp_path):
     cfg = profiles.section("smoke", "sft", steps=2, batch_size=2, learning_rate=1e-2)
     lora = qwen.lora_config({"lora_r": 4, "lora_alpha": 8})
-    metrics = training.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0, peft_config=lora)
+    metrics = trainers.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0, peft_config=lora)
     assert metrics["steps"] == 2
     tuned, _ = model_factory.load_checkpoint(tmp_path / "sft" / "model")
     base, _ = qwen.load(tiny_qwen, "float32")
@@ -78,7 +78,7 @@ def test_sft_with_lora_trains_and_saves_merged_weights(base_dir, tiny_qwen, puzz
 
 def test_full_fine_tuning_with_freeze_vision_leaves_the_vision_side_of_qwen_alone(base_dir, tiny_qwen, puzzles, tmp_path):
     cfg = profiles.section("smoke", "sft", steps=2, batch_size=2, learning_rate=1e-2, freeze_vision=True)
-    training.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0)
+    trainers.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0)
     tuned, _ = model_factory.load_checkpoint(tmp_path / "sft" / "model")
     base, _ = qwen.load(tiny_qwen, "float32")
     assert [type(m).__name__ for m in model_factory.image_side(base)] == ["Qwen2_5_VisionTransformerPretrainedModel"]
@@ -93,7 +93,7 @@ def test_grpo_runs_on_the_tiny_qwen(base_dir, puzzles, tmp_path):
                            cold_start_steps=0, beta=0.0)  # from the model itself, no KL term: the gpu profile
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        metrics = training.train("rft", base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
+        metrics = trainers.train("rft", base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
                                  save_model=False, peft_config=qwen.lora_config({"lora_r": 4, "lora_alpha": 8}))
     assert metrics["steps"] == 2
     # TRL's per-step read of a deprecated transformers property is silenced (it flooded notebook 03)
@@ -117,10 +117,10 @@ def test_notebook_00_of_the_gpu_profile_runs_on_the_tiny_qwen_and_benchmark_copi
                         cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
                         parameters={"profile": "gpu", "model_source": str(tiny_qwen), "train_per_capability": 2,
                                     "benchmark_dir": str(bench_dir)})
-    base_dir = model_factory.base_checkpoint_dir("gpu")
-    assert model_factory.trainable_source(base_dir) == str(tiny_qwen)
-    prior = results.load_summary("gpu")["methods"]["base"]["prior"]
+    config = profiles.resolve("gpu")
+    assert model_factory.trainable_source(config.base_dir) == str(tiny_qwen)
+    prior = results.load_summary(config)["methods"]["base"]["prior"]
     assert set(prior) == {*world.CAPABILITIES, "mean"}
     assert all(0.0 <= v[0] <= 1.0 for v in prior.values())
-    suite = evaluation.prior_test_sets("gpu")  # a later notebook finds the recorded benchmark folder
+    suite = evaluation.prior_test_sets(config)  # a later notebook finds the recorded benchmark folder
     assert sorted(suite) == sorted(FIXTURES) and len(suite["pope"]) == 6

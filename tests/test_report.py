@@ -3,7 +3,7 @@ judged from the summary's numbers."""
 
 from __future__ import annotations
 
-from jrft_utils import claims, report
+from jrft_utils import claims, profiles, report
 
 
 def _summary(gt_prior, rft_prior):
@@ -52,8 +52,8 @@ def test_the_machine_that_made_the_numbers_is_recorded_and_shown(isolated_run_ro
 
     info = results.machine()
     assert info["cpu_capability"] and info["torch"].startswith("2.") and info["threads"] >= 1
-    results.record_fields("smoke", machine=info)
-    assert results.load_summary("smoke")["machine"] == info
+    results.record_fields(profiles.resolve("smoke"), machine=info)
+    assert results.load_summary(profiles.resolve("smoke"))["machine"] == info
     text = report.render(_summary(0.5, 0.89) | {"machine": info})
     assert f"with {info['cpu_capability']} kernels" in text
     assert "kernels" not in report.render(_summary(0.5, 0.89))
@@ -65,9 +65,9 @@ def test_base_prior_reads_the_recorded_base_or_says_to_run_notebook_00(tmp_path,
     from jrft_utils import results
 
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))
-    results.start_summary("smoke")
+    results.start_summary(profiles.resolve("smoke"))
     with pytest.raises(FileNotFoundError, match="run notebook 00 first"):
-        results.base_prior("smoke")
-    results.record_method("smoke", "base", 0, {"jigsaw_acc": 0.0, "jigsaw_hit": 0.0, "steps": 0, "train_time_s": 1.0,
+        results.base_prior(profiles.resolve("smoke"))
+    results.record_method(profiles.resolve("smoke"), "base", 0, {"jigsaw_acc": 0.0, "jigsaw_hit": 0.0, "steps": 0, "train_time_s": 1.0,
                                                "prior": {"ocr": 0.8, "mean": 0.8}})
-    assert results.base_prior("smoke") == {"ocr": 0.8, "mean": 0.8}
+    assert results.base_prior(profiles.resolve("smoke")) == {"ocr": 0.8, "mean": 0.8}

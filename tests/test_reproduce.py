@@ -98,17 +98,17 @@ def _figure_notebook(path, name, extra=""):
     """A notebook that writes ``<name>.png`` into the profile's figures folder and counts its executions."""
     _write_notebook(path, 'profile = "smoke"', code=(
         "from jrft_utils import profiles\n"
-        f"out = profiles.figures_dir(profile) / {name + '.png'!r}\n"
+        f"out = profiles.resolve(profile).figures_dir / {name + '.png'!r}\n"
         "out.write_text('figure')\n"
-        f"count = profiles.run_dir(profile) / {name + '.count'!r}\n"
+        f"count = profiles.resolve(profile).run_dir / {name + '.count'!r}\n"
         f"count.write_text(str(int(count.read_text()) + 1 if count.exists() else 1)){extra}"))
 
 
 def test_unchanged_notebooks_are_reused_and_a_rerun_upstream_reruns_what_follows(tmp_path, capsys):
     _figure_notebook(tmp_path / "00_first.ipynb", "first")
     _figure_notebook(tmp_path / "01_second.ipynb", "second")
-    run_dir = reproduce.profiles.run_dir("smoke")
-    figures = reproduce.profiles.figures_dir("smoke")
+    run_dir = reproduce.profiles.resolve("smoke").run_dir
+    figures = reproduce.profiles.resolve("smoke").figures_dir
 
     def executions():
         return {n: int((run_dir / f"{n}.count").read_text()) for n in ("first", "second")}

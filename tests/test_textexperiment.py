@@ -61,55 +61,55 @@ def test_text_per_sample_grads_match_the_loop_and_the_first_order_prediction(tex
 
 
 def test_text_experiment_end_to_end_on_smoke(tmp_path):
-    results.start_summary("smoke")
-    info = tx.pretrain("smoke", progress=False)
-    assert not info["cached"] and tx.pretrain("smoke", progress=False)["cached"]
-    rft = tx.finetune("smoke", "rft", 0, progress=False)
+    config = profiles.resolve("smoke")
+    results.start_summary(config)
+    info = tx.pretrain(config, progress=False)
+    assert not info["cached"] and tx.pretrain(config, progress=False)["cached"]
+    rft = tx.finetune(config, "rft", 0, progress=False)
     assert rft["steps"] == 2 and [p["step"] for p in rft["curves"]] == [0, 1, 2]
     assert set(rft["curves"][0]) == {"step", "task_acc", "task_fmt", "prior"}
-    corpus = tx.corpus_samples("smoke", "rft_rollouts", 0)  # the smoke profile keeps wrong rollouts too
-    assert len(corpus) == len(tx.task_split("smoke", "train"))
-    runs = tx.run_methods("smoke", [0], progress=False)
+    corpus = tx.corpus_samples(config, "rft_rollouts", 0)  # the smoke profile keeps wrong rollouts too
+    assert len(corpus) == len(tx.task_split(config, "train"))
+    runs = tx.run_methods(config, [0], progress=False)
     assert set(runs) == {"rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
     assert runs["sft_gt"][0]["curves"][0] == runs["rft"][0]["curves"][0]  # one base, one step-0 point
-    main_rft = stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke")
-    sweep = tx.lr_sweep("smoke", 0, sft={"lr_sweep": [1e-4, 3e-4]}, progress=False)
+    main_rft = stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile)
+    sweep = tx.lr_sweep(config.with_knobs("text_sft", lr_sweep=[1e-4, 3e-4]), 0, progress=False)
     assert set(sweep["sft_gt"]) == set(sweep["rft"]) == {1e-4, 3e-4}
     for method in ("sft_gt", "rft"):
         assert sweep[method][1e-4]["dir"] == runs[method][0]["dir"]  # the main run, reused
         assert sweep[method][3e-4]["dir"] != runs[method][0]["dir"]
         assert [p["step"] for p in sweep[method][3e-4]["curves"]] == [0, 2]  # measured at start and end only
     # a frontier-only GRPO run keeps no model and leaves the main run (whose rollouts are a corpus) alone
-    assert (tx.rft_run_dir("smoke", 0) / "model").exists() and not (Path(sweep["rft"][3e-4]["dir"]) / "model").exists()
-    assert stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke") == main_rft
-    frame = tx.corpus_dynamics("smoke", [0])
+    assert (tx.rft_run_dir(config, 0) / "model").exists() and not (Path(sweep["rft"][3e-4]["dir"]) / "model").exists()
+    assert stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile) == main_rft
+    frame = tx.corpus_dynamics(config, [0])
     assert list(frame["corpus"]) == ["gt", "teacher", "rft_rollouts"]
-    text = results.load_summary("smoke")["text"]
+    text = results.load_summary(config)["text"]
     assert set(text["methods"]) == {"base", "rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
     assert set(text["corpora"]["gt"]) == {"lbk", "direction", "nll_base"}
     # a changed recipe is a new stage: the RFT run is redone, and the corpus made from it too
-    before = stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke")
-    tx.finetune("smoke", "rft", 0, progress=False, learning_rate=3e-4)
-    assert stages.stage_fingerprint(tx.rft_run_dir("smoke", 0), tx.NOTEBOOK, "smoke") != before
+    before = stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile)
+    tx.finetune(config, "rft", 0, progress=False, learning_rate=3e-4)
+    assert stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile) != before
     with pytest.raises(ValueError, match="unknown text method"):
-        tx.finetune("smoke", "sft_early_rollouts", 0)
+        tx.finetune(config, "sft_early_rollouts", 0)
 
 
 def test_text_runs_train_in_worker_processes_and_are_read_back(tmp_path, monkeypatch):
     """With ``run.workers`` = 2 the text runs go to spawned one-thread workers (RFT first, its rollouts
     make a corpus), each with its trainer's output in ``<run dir>.log``; a second call reads them back."""
-    from jrft_utils import profiles
-
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
-    monkeypatch.setitem(profiles.PROFILES["smoke"]["run"], "workers", 2)
-    results.start_summary("smoke")
-    tx.pretrain("smoke", progress=False)
-    runs = tx.run_methods("smoke", [0], progress=False)
+    config = profiles.resolve("smoke", run={"workers": 2})
+    results.start_summary(config)
+    tx.pretrain(config, progress=False)
+    runs = tx.run_methods(config, [0], progress=False)
     assert {m: list(r) for m, r in runs.items()} == {m: [0] for m in ("rft", "sft_gt", "sft_teacher", "sft_rft_rollouts")}
     for by_seed in runs.values():
         assert "train_runtime" in Path(by_seed[0]["dir"]).with_suffix(".log").read_text()
-    assert tx.run_methods("smoke", [0], progress=False) == runs
-    sweep = tx.lr_sweep("smoke", 0, sft={"lr_sweep": [1e-4, 3e-4]}, rft={"lr_sweep": [1e-4, 3e-4]}, progress=False)
+    assert tx.run_methods(config, [0], progress=False) == runs
+    sweep = tx.lr_sweep(config.with_knobs("text_sft", lr_sweep=[1e-4, 3e-4]).with_knobs("text_rft", lr_sweep=[1e-4, 3e-4]),
+                        0, progress=False)
     assert sweep["sft_rft_rollouts"][1e-4] == runs["sft_rft_rollouts"][0]
     other = Path(sweep["rft"][3e-4]["dir"])
     assert other != Path(runs["rft"][0]["dir"]) and "train_runtime" in other.with_suffix(".log").read_text()
@@ -118,7 +118,7 @@ def test_text_runs_train_in_worker_processes_and_are_read_back(tmp_path, monkeyp
 def test_missing_text_base_names_the_notebook(tmp_path, monkeypatch):
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="08_text_only"):
-        tx.load_base("smoke")
+        tx.load_base(profiles.resolve("smoke"))
 
 
 def _text_summary(drops: dict[str, float], nll: dict[str, float], lbk: dict[str, float]) -> dict:
@@ -145,10 +145,10 @@ def test_claim_9_follows_the_text_numbers(drops, nll, lbk, verdict):
 
 
 def test_record_text_rejects_unknown_names():
-    results.start_summary("smoke")
+    results.start_summary(profiles.resolve("smoke"))
     with pytest.raises(ValueError, match="unknown text method"):
-        results.record_text("smoke", "method", "sft_early_rollouts", 0, {"task_acc": 0.1})
+        results.record_text(profiles.resolve("smoke"), "method", "sft_early_rollouts", 0, {"task_acc": 0.1})
     with pytest.raises(ValueError, match="unknown text corpus metric"):
-        results.record_text("smoke", "corpus", "gt", 0, {"ppl": 1.0})
-    summary = results.record_text("smoke", "method", "rft", 0, {"task_acc": 0.5, "prior": {"mean": 0.9}})
-    assert json.loads(results.summary_path("smoke").read_text())["text"] == summary["text"]
+        results.record_text(profiles.resolve("smoke"), "corpus", "gt", 0, {"ppl": 1.0})
+    summary = results.record_text(profiles.resolve("smoke"), "method", "rft", 0, {"task_acc": 0.5, "prior": {"mean": 0.9}})
+    assert json.loads(results.summary_path(profiles.resolve("smoke")).read_text())["text"] == summary["text"]

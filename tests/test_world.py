@@ -23,14 +23,14 @@ def test_generation_is_deterministic_by_seed(cap):
 
 
 def test_test_sets_are_fixed_held_out_and_sized():
-    a, b = world.build_test_sets("smoke"), world.build_test_sets("smoke")
+    a, b = world.build_test_sets(8, 84), world.build_test_sets(8, 84)
     assert set(a) == set(world.CAPABILITIES)
     for cap in world.CAPABILITIES:
         assert len(a[cap]) == 8 and _same(a[cap], b[cap])
     # test digits come from the held-out part of load_digits, training digits never do
     test_digits = [it["index"] for s in a["ocr"] + a["reasoning"] for it in json.loads(s["spec"])["items"]
                    if it["kind"] == "digit"]
-    train = world.build_train_set("smoke", 0)
+    train = world.build_train_set(40, 84, 0)
     train_digits = [it["index"] for s in train for it in json.loads(s["spec"])["items"] if it["kind"] == "digit"]
     held_out = set(world.digit_split()[world.N_TRAIN_DIGITS:].tolist())
     assert test_digits and set(test_digits) <= held_out
@@ -124,7 +124,7 @@ def test_permutation_answers_are_detected():
 def test_no_pretraining_sample_is_a_jigsaw():
     """No pretraining answer is a permutation of 0..k-1 and no image is made of moved tiles: outside its
     objects every image equals its untouched photo crop pixel for pixel."""
-    train = world.build_train_set("smoke", 0) + world.generate("ocr", 400, 7)
+    train = world.build_train_set(40, 84, 0) + world.generate("ocr", 400, 7)
     for s in train:
         assert not world.is_permutation_answer(s["completion"]), s["completion"]
         assert world.background_is_intact(s["image"], json.loads(s["spec"])), s["prompt"]
@@ -155,9 +155,9 @@ def test_ocr_answers_read_left_to_right_and_never_permutations():
 
 
 def test_the_training_corpus_is_drawn_once_and_handed_out_as_a_new_list():
-    first = world.build_train_set("smoke", 0)
+    first = world.build_train_set(40, 84, 0)
     first.pop()  # a caller's list is its own
-    again = world.build_train_set("smoke", 0)
+    again = world.build_train_set(40, 84, 0)
     assert len(again) == len(first) + 1 and all(a is b for a, b in zip(first, again))
-    other = world.build_train_set("smoke", 1)
+    other = world.build_train_set(40, 84, 1)
     assert [s["completion"] for s in other] != [s["completion"] for s in again]

@@ -1,0 +1,278 @@
+"""Fine-tuning runs of notebooks 02-04: each one planned once from the run's configuration, cached on
+disk, and trained in this process or in worker processes; the main runs and learning-rate sweeps of a
+method.
+
+A run's folder is ``runs/<profile>/finetune/<corpus>/lr<rate>/seed<k>``. Its cache fingerprint
+(:mod:`jrft_utils.stages`) holds everything that decides it: the method's knobs, the seed, the jigsaw's
+knobs, the fingerprints of the stages its data came from and of the checkpoint it starts from
+(:class:`Start`). A run whose fingerprint is unchanged is read back instead of trained.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from jrft_utils import evaluation, jigsaw, qwen, results, stages, trainers
+from jrft_utils import model as model_factory
+from jrft_utils.profiles import Config
+
+
+@dataclass(frozen=True)
+class Start:
+    """The checkpoint a run starts from and the fingerprint of the stage that made it."""
+
+    dir: Path
+    fingerprint: str
+
+
+def base_start(config: Config) -> Start:
+    """The pretrained base of notebook 00, from which every SFT arm starts."""
+    return Start(config.base_dir, stages.stage_fingerprint(config.base_dir, "00_base_model", config.profile))
+
+
+def jigsaw_splits(config: Config):
+    """The profile's jigsaw splits (built and saved on first use)."""
+    return jigsaw.load_or_build_splits(config["jigsaw"], config.data_dir / "jigsaw")
+
+
+def evaluation_sets(config: Config, method: str) -> tuple[Any, Any]:
+    """The held-out sets a fine-tuning curve of ``method`` (``"sft"`` / ``"rft"``) is measured on: the
+    first ``eval_test_size`` puzzles of the jigsaw test split and the prior-knowledge yardstick
+    (:func:`evaluation.prior_test_sets`)."""
+    test = jigsaw_splits(config)["test"]
+    n = min(config[method]["eval_test_size"], len(test))
+    return test.select(range(n)), evaluation.prior_test_sets(config)
+
+
+def evaluate_all(model, processor, jigsaw_test, prior_test_sets, batch_size: int = 64,
+                 max_new_tokens: int = 48) -> dict[str, Any]:
+    """Held-out jigsaw ``jigsaw_acc`` / ``jigsaw_hit`` / ``jigsaw_fmt`` and the ``prior`` suite (per
+    capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement)."""
+    prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(jigsaw_test["rows"], jigsaw_test["cols"])]
+    completions = evaluation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
+                                                  max_new_tokens=max_new_tokens, batch_size=batch_size)
+    scores = jigsaw.evaluate_jigsaw(completions, list(jigsaw_test["answer"]))
+    prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)
+    return {"jigsaw_acc": scores["acc"], "jigsaw_hit": scores["hit"], "jigsaw_fmt": scores["fmt"],
+            "prior": prior}
+
+
+def run_dir_for(config: Config, corpus: str, learning_rate: float, seed: int) -> Path:
+    """Where the fine-tuning run on ``corpus`` at ``learning_rate`` and ``seed`` keeps its outputs."""
+    return config.run_dir / "finetune" / corpus / f"lr{learning_rate:g}" / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fine-tuning run, planned by :func:`plan` in the main process: what it trains, from where, with
+    which knobs, and where it goes. Picklable, so that a worker process can train it."""
+
+    method: str  # "sft" or "rft"
+    corpus: str
+    dataset: Any
+    seed: int
+    cfg: dict[str, Any]  # the method's section with this run's knobs
+    start: Start
+    out: Path
+    params: dict[str, Any]  # what the run's cache fingerprint is made of
+    scoring: dict[str, Any]  # the sections the curves are scored with (jigsaw, world, benchmarks)
+    lora: dict[str, Any]  # the model section (LoRA adapters when lora_r > 0)
+    keep_model: bool
+    start_points: Path  # the folder of cached step-0 points
+
+    def finished(self) -> dict[str, Any] | None:
+        """What :func:`execute` returns, when the run is already done; else ``None``."""
+        done = stages.cached(self.out, self.params)
+        return None if done is None else done | {"curves": trainers.load_curves(self.out), "dir": str(self.out)}
+
+
+def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, str] | None, *, seed: int,
+         start: Start, keep_model: bool = False, **knobs: Any) -> Job:
+    """The :class:`Job` that fine-tunes ``start`` with ``method`` on ``dataset`` (the corpus named
+    ``corpus``) for ``seed``, with ``knobs`` applied to the method's section of ``config``; ``inputs``
+    names the fingerprints of the stages the corpus came from."""
+    cfg = config.with_knobs(method, **knobs)[method]
+    params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
+              "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint}
+    return Job(method, corpus, dataset, seed, cfg, start, run_dir_for(config, corpus, cfg["learning_rate"], seed),
+               params, {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"]},
+               config["model"], keep_model, config.run_dir / "finetune" / "start_points")
+
+
+def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
+    """Train ``job`` unless it is done, measuring its curves on the given sets; returns ``metrics.json``'s
+    content plus ``curves`` and ``dir``. The model is kept only with ``keep_model`` (then also a
+    snapshot at step ``snapshot_step`` when the section has one > 0, in ``<dir>/snapshot``)."""
+    done = job.finished()
+    if done is not None:
+        return done
+    if job.out.exists():
+        shutil.rmtree(job.out)  # a run killed half-way: start it again
+    processor = model_factory.load_checkpoint(job.start.dir)[1]
+    scored_on = {"start": job.start.fingerprint, "jigsaw": job.scoring["jigsaw"], "eval_test_size": len(jigsaw_test),
+                 "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"]}
+    evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,
+                       max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"],
+                       batch_size=job.scoring["world"]["eval_batch_size"])
+    callbacks = [trainers.CurveCallback(evaluate, job.cfg["eval_every"], job.out / trainers.CURVES_FILE,
+                                        start_cache=job.start_points / f"{stages.fingerprint(scored_on)}.json")]
+    if job.keep_model and job.cfg.get("snapshot_step", 0) > 0:
+        callbacks.append(trainers.SnapshotCallback(processor, job.cfg["snapshot_step"], job.out / "snapshot"))
+    trainers.train(job.method, job.start.dir, job.dataset, job.cfg, job.out, job.seed, callbacks,
+                   save_model=job.keep_model, peft_config=qwen.lora_config(job.lora))
+    metrics = json.loads((job.out / trainers.METRICS_FILE).read_text())
+    stages.mark_done(job.out, job.params, metrics)
+    return job.finished()
+
+
+def finetune(config: Config, method: str, corpus: str, dataset, seed: int, sets: tuple[Any, Any],
+             start: Start | None = None, inputs: dict[str, str] | None = None, keep_model: bool = False,
+             **knobs: Any) -> dict[str, Any]:
+    """One cached fine-tuning run in this process (:func:`plan`, then :func:`execute` on ``sets``, the
+    ``(jigsaw_test, prior_test_sets)`` of :func:`evaluation_sets`); ``start`` defaults to the base."""
+    job = plan(config, method, corpus, dataset, inputs, seed=seed, start=start or base_start(config),
+               keep_model=keep_model, **knobs)
+    return execute(job, *sets)
+
+
+def sweep_knobs(recipe: dict[str, Any], learning_rate: float) -> dict[str, Any]:
+    """The knobs of a sweep run at ``learning_rate`` of ``recipe`` (a profile section with its main rate):
+    the rate, and at any rate but the main one a single evaluation at the end (``eval_every`` = ``steps``:
+    such a run's curve is not drawn, the forgetting frontier reads its final point)."""
+    end_only = {} if learning_rate == recipe["learning_rate"] else {"eval_every": recipe["steps"]}
+    return {"learning_rate": learning_rate} | end_only
+
+
+def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[int], keep_model: bool = False,
+                sweep: bool = True, starts: dict[int, Start] | None = None) -> dict[str, dict[str, Any]]:
+    """For each corpus of ``data``, the main runs (one per seed at the section's ``learning_rate``) and,
+    with ``sweep``, the learning-rate sweep (first seed, each rate of the section's ``lr_sweep``) of
+    ``method``; cached run by run. ``data`` maps a corpus name to its training dataset, or to a function
+    of the seed returning ``(dataset, inputs)`` (``inputs``: fingerprints of the stages that made it) for
+    corpora that differ per seed. ``starts``: each seed's starting checkpoint (default: the base).
+
+    Runs that are not cached are trained ``run.workers`` at a time (:func:`train_jobs`). The sweep's other
+    rates are measured at the start and the end only (their curves are not drawn, the frontier needs
+    their final point), which saves their intermediate evaluations.
+
+    Returns ``{corpus: {"main": {seed: run}, "sweep": {lr: run}}}`` and writes each corpus's runs to
+    :func:`method_results_path`."""
+    recipe = config[method]
+    learning_rate = recipe["learning_rate"]
+    rates = recipe["lr_sweep"] if sweep else [learning_rate]
+    starts = starts or dict.fromkeys(seeds, base_start(config))
+    jobs: dict[tuple, Job] = {}
+    for corpus, source in data.items():
+        built = {seed: source(seed) if callable(source) else (source, {}) for seed in seeds}
+        for seed in seeds:
+            jobs[(corpus, "main", seed)] = plan(config, method, corpus, *built[seed], keep_model=keep_model,
+                                                seed=seed, start=starts[seed])
+        for lr in rates:
+            if lr != learning_rate:
+                jobs[(corpus, "sweep", lr)] = plan(config, method, corpus, *built[seeds[0]], seed=seeds[0],
+                                                   start=starts[seeds[0]], **sweep_knobs(recipe, lr))
+    done = train_jobs(config, jobs)
+    out: dict[str, dict[str, Any]] = {}
+    for corpus in data:
+        main = {seed: done[(corpus, "main", seed)] for seed in seeds}
+        out[corpus] = {"main": main, "sweep": {lr: main[seeds[0]] if lr == learning_rate else done[(corpus, "sweep", lr)]
+                                               for lr in rates}}
+        _record_runs(config, corpus, out[corpus])
+    return out
+
+
+def run_method(config: Config, method: str, corpus: str, data, seeds: list[int], keep_model: bool = False,
+               sweep: bool = True, starts: dict[int, Start] | None = None) -> dict[str, Any]:
+    """:func:`run_methods` for one corpus: ``{"main": {seed: run}, "sweep": {lr: run}}``."""
+    return run_methods(config, method, {corpus: data}, seeds, keep_model, sweep, starts)[corpus]
+
+
+def _record_runs(config: Config, corpus: str, runs: dict[str, Any]) -> None:
+    """Write ``runs`` to :func:`method_results_path`; when the main runs recorded there are these very
+    runs, the sweep rates recorded with them are kept (notebook 04 reads notebook 02's main ``gt`` runs
+    back without their sweep)."""
+    path = method_results_path(config, corpus)
+    if path.exists():
+        before = load_method_results(config, corpus, made_by="")
+        if json.loads(json.dumps(before["main"])) == json.loads(json.dumps(runs["main"])):
+            runs = runs | {"sweep": dict(sorted((before["sweep"] | runs["sweep"]).items()))}
+    results.write_json_atomic(path, runs)
+
+
+def train_jobs(config: Config, jobs: dict[Any, Job], progress: bool = True) -> dict[Any, dict[str, Any]]:
+    """The results of ``jobs`` by key. Finished runs are read back; the others are trained one at a time in
+    this process when ``run.workers`` is 1, else by :func:`run_in_workers`, each trainer's output in
+    ``<run dir>.log``, each worker with its own copy of the evaluation sets."""
+    done = {key: job.finished() for key, job in jobs.items()}
+    pending = {key: jobs[key] for key, run in done.items() if run is None}
+    done = {key: run for key, run in done.items() if run is not None}
+    workers = config["run"]["workers"]
+    if workers == 1 and pending:
+        sets = {method: evaluation_sets(config, method) for method in {job.method for job in pending.values()}}
+        done |= {key: execute(job, *sets[job.method]) for key, job in pending.items()}
+    elif pending:
+        calls = {key: (partial(_execute_with_own_sets, config, job), job.out.with_suffix(".log"))
+                 for key, job in pending.items()}
+        done |= run_in_workers(calls, workers, f"{next(iter(pending.values())).method} runs", progress)
+    return done
+
+
+def _execute_with_own_sets(config: Config, job: Job) -> dict[str, Any]:
+    """A :func:`train_jobs` job in a worker process, with its own copy of the evaluation sets."""
+    return execute(job, *evaluation_sets(config, job.method))
+
+
+def run_in_workers(calls: dict[Any, tuple[Callable[[], Any], Path]], workers: int, desc: str,
+                   progress: bool = True) -> dict[Any, Any]:
+    """``{key: call()}`` for the ``calls`` (``{key: (call, log)}``, each ``call`` picklable: a module-level
+    function or a partial of one), ``workers`` at a time, each in a spawned worker process on one thread
+    (so a run's numbers do not depend on which other runs were cached) whose output (step logs, progress
+    bars, warnings) goes to its ``log`` rather than to the notebook, which would otherwise receive it from
+    the shared terminal."""
+    if not calls:
+        return {}
+    done = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_call_on_one_thread, call, log): key for key, (call, log) in calls.items()}
+        for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
+                           desc=f"{desc}, {workers} at a time"):
+            done[futures[future]] = future.result()
+    return done
+
+
+def _call_on_one_thread(call: Callable[[], Any], log: Path) -> Any:
+    """``call()`` in a :func:`run_in_workers` process: one thread, output to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    with open(log, "w") as out:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
+        return call()
+
+
+def method_results_path(config: Config, corpus: str) -> Path:
+    """Where :func:`run_methods` writes all runs of one corpus (main and sweep, with their curves)."""
+    return config.run_dir / "finetune" / corpus / "runs.json"
+
+
+def load_method_results(config: Config, corpus: str, made_by: str) -> dict[str, Any]:
+    """The runs :func:`run_methods` wrote for ``corpus`` (JSON keys become numbers again); ``made_by``
+    names the notebook that makes them (e.g. ``"02_sft"``), for the error when they are missing."""
+    path = method_results_path(config, corpus)
+    if not path.exists():
+        raise config.missing(f"{corpus!r} runs", path, made_by)
+    raw = json.loads(path.read_text())
+    return {"main": {int(k): v for k, v in raw["main"].items()},
+            "sweep": {float(k): v for k, v in raw["sweep"].items()}}

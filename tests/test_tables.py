@@ -1,0 +1,50 @@
+"""jrft_utils.tables: the pure helpers that turn runs into tables (steps to reach an accuracy, final
+numbers, the paper's main table, the forgetting frontier's rows)."""
+
+import math
+
+from jrft_utils import tables
+
+
+def _run(acc: float, prior_mean: float, curve: list[float], key: str = "jigsaw_acc") -> dict:
+    return {key: acc, "prior": {"mean": prior_mean},
+            "curves": [{"step": 100 * i, key: a} for i, a in enumerate(curve)]}
+
+
+def test_steps_to_reach_is_the_first_curve_point_at_or_above_the_accuracy():
+    points = _run(0.9, 0.5, [0.0, 0.4, 0.6, 0.5, 0.9])["curves"]
+    assert tables.steps_to_reach(points, 0.6) == 200
+    assert tables.steps_to_reach(points, 0.0) == 0
+    assert tables.steps_to_reach(points, 0.95) is None
+
+
+def test_steps_to_reach_table_counts_seeds_that_never_reach_it():
+    table = tables.steps_to_reach_table({"sft": {0: _run(0.9, 0.1, [0.0, 0.7]), 1: _run(0.5, 0.1, [0.0, 0.5])}}, 0.6)
+    row = table.loc["sft"]
+    assert row["steps (seed 0)"] == 100 and row["steps (seed 1)"] is None
+    assert row["seeds that reached it"] == 1 and row["mean steps"] == 100
+    assert math.isclose(row["final exact (mean)"], 0.7)
+
+
+def test_final_table_measures_the_prior_change_from_the_curve_start_or_from_the_given_base():
+    run = {"jigsaw_acc": 0.2, "jigsaw_hit": 0.5, "prior": {"ocr": 0.6, "mean": 0.6}, "steps": 300, "train_time_s": 1.0,
+           "curves": [{"step": 0, "prior": {"ocr": 0.7, "mean": 0.7}}, {"step": 300, "prior": {"ocr": 0.6, "mean": 0.6}}]}
+    from_start = tables.final_table({0: run})
+    assert math.isclose(from_start.loc[0, "prior mean change"], -0.1)
+    assert from_start.loc[0, "prior ocr"] == 0.6 and from_start.loc[0, "jigsaw exact"] == 0.2
+    base = {"ocr": 0.8, "mean": 0.77}
+    from_base = tables.final_table({0: run}, base_prior=base)  # a cold start's own forgetting counts too
+    assert math.isclose(from_base.loc[0, "prior mean change"], -0.17)
+    assert tables.main_table({"RFT": {0: run, 1: run}}).loc["RFT", "Δ ocr"] == "-10.0 ± 0.0"
+    assert tables.main_table({"RFT": {0: run, 1: run}}, base_prior=base).loc["RFT", "Δ ocr"] == "-20.0 ± 0.0"
+
+
+def test_frontier_rows_read_the_named_accuracy_of_any_task():
+    sweeps = {"SFT": {3e-5: _run(0.975, 0.6, [0.0], "task_acc"), 1e-4: _run(1.0, 0.1, [0.0], "task_acc")},
+              "RFT": {1e-4: _run(0.73, 0.44, [0.0], "task_acc")}}
+    frame = tables.frontier_frame(sweeps, accuracy="task_acc")
+    assert list(frame.columns) == ["method", "learning rate", "task_acc", "prior_mean"]
+    assert frame.values.tolist() == [["SFT", "3e-05", 0.975, 0.6], ["SFT", "0.0001", 1.0, 0.1],
+                                     ["RFT", "0.0001", 0.73, 0.44]]
+    vision = tables.frontier_frame({"SFT": {3e-4: _run(0.94, 0.2, [0.0])}})
+    assert vision["task_acc"].tolist() == [0.94]
