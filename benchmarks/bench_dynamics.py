@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from jrft_utils import dynamics, jigsaw, model, profiles, teacher, world  # noqa: E402
 
 
-def samples(profile: str, n: int) -> list[dict]:
+def samples(config: profiles.Config, n: int) -> list[dict]:
     """``n`` samples: half prior-knowledge probes (all capabilities), half teacher-style jigsaw samples."""
-    sets = world.build_test_sets(profile)
+    sets = world.build_test_sets(config["world"]["test_per_capability"], config["model"]["image_size"])
     probes = [s for group in zip(*sets.values()) for s in group][: n - n // 2]
-    ds = jigsaw.build_dataset(profiles.section(profile, "jigsaw"), "train", size=max(1, n // 2))
+    ds = jigsaw.build_dataset(config["jigsaw"], "train", size=max(1, n // 2))
     train = dynamics.jigsaw_samples(ds, teacher.teacher_completions(ds, use_truth=True))[: n // 2]
     return probes + train
 
@@ -56,9 +56,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    processor = model.build_processor(args.profile)
-    net = model.build_model(args.profile, 0, processor).eval().to(args.device)
-    data = samples(args.profile, args.n)
+    config = profiles.resolve(args.profile)
+    processor = model.build_processor(config["model"])
+    net = model.build_model(config["model"], 0, processor).eval().to(args.device)
+    data = samples(config, args.n)
     n_params = model.count_parameters(net)
     print(f"profile {args.profile}: {n_params:,} parameters, {len(data)} samples "
           f"({sum(int(x) for x in dynamics.make_batch(processor, data).n_tokens)} completion tokens), "

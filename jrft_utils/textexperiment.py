@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import dynamics, evaluation, finetuning, results, stages, textworld, trainers
+from jrft_utils import dynamics, evaluation, finetuning, jigsaw, results, stages, textworld, trainers
 from jrft_utils import model as model_factory
 from jrft_utils.profiles import Config
 
