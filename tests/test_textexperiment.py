@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jrft_utils import claims, dynamics, evaluation, results, stages, textworld
+from jrft_utils import claims, dynamics, evaluation, profiles, results, stages, textworld
 from jrft_utils import model as model_factory
 from jrft_utils import textexperiment as tx
 

@@ -72,7 +72,7 @@ def test_reasoning_trace_is_multi_step():
 
 
 def test_hallucination_set_is_balanced_and_has_absent_objects():
-    sets = world.build_test_sets("cpu", test_per_capability=40)
+    sets = world.build_test_sets(40, 84)
     answers = [s["target"] for s in sets["hallucination"]]
     assert answers.count("yes") == answers.count("no") == 20
     for s in sets["hallucination"]:
