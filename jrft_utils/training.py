@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from jrft_utils import evaluation, jigsaw, profiles, qwen, results, stages, world
+from jrft_utils import evaluation, generation, jigsaw, profiles, qwen, results, stages, world
 from jrft_utils import model as model_factory
 
 CURVES_FILE = "curves.json"
@@ -104,7 +104,7 @@ def evaluate_all(model, processor, jigsaw_test, prior_test_sets: dict, batch_siz
     """Held-out jigsaw ``jigsaw_acc`` / ``jigsaw_hit`` / ``jigsaw_fmt`` and the ``prior`` suite (per
     capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement)."""
     prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(jigsaw_test["rows"], jigsaw_test["cols"])]
-    completions = evaluation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
+    completions = generation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
                                                   max_new_tokens=max_new_tokens, batch_size=batch_size)
     scores = jigsaw.evaluate_jigsaw(completions, list(jigsaw_test["answer"]))
     prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)

@@ -86,14 +86,14 @@ def test_cold_start_corpus_teaches_the_format_with_true_or_random_answers_and_re
     answer (the format without the solution); ``replay``: that share of the rows are pretraining samples."""
     import pytest
 
-    from jrft_utils import jigsaw, world
+    from jrft_utils import jigsaw, template, world
 
     train = jigsaw.load_or_build_splits("smoke")["train"]
     n = len(train)
 
     def answers(corpus):
         texts = [row[0]["content"] for row in corpus["completion"]]
-        return [jigsaw.parse_answer(t, 4) for t in texts if jigsaw.follows_template(t) and "<answer> " in t]
+        return [jigsaw.parse_answer(t, 4) for t in texts if template.follows(t) and "<answer> " in t]
 
     truth = training.cold_start_corpus("smoke", "truth", 0.0, seed=0)
     assert [jigsaw.answer_text(a) for a in answers(truth)] == list(train["answer"])
@@ -145,7 +145,7 @@ def test_the_kl_anchor_is_the_checkpoint_grpo_starts_from(tmp_path, monkeypatch)
     differs within every group: the completion's length)."""
     from transformers import TrainerCallback
 
-    from jrft_utils import jigsaw, model, pretraining, profiles
+    from jrft_utils import jigsaw, model, pretraining, profiles, template
 
     class KLLog(TrainerCallback):
         def __init__(self):
@@ -156,7 +156,7 @@ def test_the_kl_anchor_is_the_checkpoint_grpo_starts_from(tmp_path, monkeypatch)
                 self.kl.append(logs["kl"])
 
     def length_reward(completions, **kwargs):
-        return [float(len(jigsaw.completion_to_text(c))) for c in completions]
+        return [float(len(template.to_text(c))) for c in completions]
 
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))
     pretraining.pretrain("smoke", 0, progress=False)
