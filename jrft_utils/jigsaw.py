@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from jrft_utils import template
 
@@ -364,8 +364,6 @@ def photo_crop(rng: np.random.Generator, name: str, split: str, image_size: int,
 def procedural_image(rng: np.random.Generator, image_size: int = 84) -> np.ndarray:
     """A procedural picture: a smooth colour field (a random gradient plus low-frequency waves) with a
     few random discs, boxes and bars in flat colours, drawn across tile borders."""
-    from PIL import ImageDraw
-
     s = image_size
     yy, xx = np.mgrid[0:s, 0:s] / s
     img = np.zeros((s, s, 3))

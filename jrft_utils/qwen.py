@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import hf_hub_download
 from transformers import (
     AutoTokenizer,
     Qwen2_5_VLForConditionalGeneration,
@@ -74,8 +75,6 @@ def load_processor(source: str | Path, min_pixels: int | None = None, max_pixels
 def _chat_template(source: str | Path) -> str | None:
     """The processor-level chat template Qwen2.5-VL checkpoints ship (``chat_template.json`` or
     ``.jinja``), if any."""
-    from huggingface_hub import hf_hub_download
-
     for name in ("chat_template.jinja", "chat_template.json"):
         local = Path(source) / name
         try:
