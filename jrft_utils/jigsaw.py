@@ -20,7 +20,6 @@ different random streams for procedural images. Everything is deterministic by s
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import re
 from dataclasses import dataclass
