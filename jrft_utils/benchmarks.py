@@ -19,7 +19,8 @@ any of them and returns the ``{capability: score, "mean": ...}`` dict of
 benchmarks alike. The model is any ``generate(images, prompts) -> completions`` callable
 (:func:`model_generate` wraps a model and its processor). Prompts follow lmms-eval's defaults for
 Qwen2.5-VL. Completions are parsed after dropping a ``<think>...</think>`` block and keeping the text of
-``<answer>...</answer>`` when present, so a model trained on the jigsaw template is scored fairly.
+``<answer>...</answer>`` when present (:mod:`jrft_utils.template`), so a model trained on the jigsaw
+template is scored fairly.
 Parsing is deliberately strict where the official tools are (a model that stops answering "yes"/"no" or
 with a letter scores zero), because the paper's collapse is exactly a model that stops following the
 other tasks' instructions.
@@ -38,7 +39,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from jrft_utils import evaluation, world
+from jrft_utils import generation, template, world
 
 Generate = Callable[[list[Image.Image], list[str]], list[str]]
 SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -63,7 +64,7 @@ class Item(NamedTuple):
 def answer_part(completion: str) -> str:
     """The part of a completion to score: without ``<think>...</think>``, the ``<answer>`` text if tagged,
     whitespace collapsed."""
-    return world.answer_text(re.sub(r"<think>.*?</think>", " ", completion, flags=re.S))
+    return template.answer_text(template.without_think(completion))
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -554,9 +555,9 @@ def load_suite(cfg: Mapping[str, Any]) -> Suite:
 
 def model_generate(model, processor, max_new_tokens: int = 256, temperature: float = 0.0) -> Generate:
     """A ``generate(images, prompts)`` callable over a model and its processor (greedy by default), via
-    :func:`jrft_utils.evaluation.generate_completions`; :func:`evaluate` does the batching."""
+    :func:`jrft_utils.generation.generate_completions`; :func:`evaluate` does the batching."""
     def generate(images: list[Image.Image], prompts: list[str]) -> list[str]:
-        return evaluation.generate_completions(model, processor, images, prompts, max_new_tokens,
+        return generation.generate_completions(model, processor, images, prompts, max_new_tokens,
                                                batch_size=max(1, len(prompts)), progress=False,
                                                temperature=temperature)
     return generate

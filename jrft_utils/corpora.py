@@ -21,7 +21,7 @@ import re
 import shutil
 from typing import Any
 
-from jrft_utils import evaluation, finetuning, jigsaw, stages, teacher
+from jrft_utils import finetuning, generation, jigsaw, stages, teacher
 from jrft_utils import model as model_factory
 from jrft_utils.profiles import Config
 
@@ -55,7 +55,7 @@ def sample_rollouts(checkpoint, train, num_samples: int, temperature: float, max
     """``num_samples`` sampled completions of the checkpoint for every puzzle of ``train``."""
     model, processor = model_factory.load_checkpoint(checkpoint)
     prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(train["rows"], train["cols"])]
-    flat = evaluation.generate_completions(
+    flat = generation.generate_completions(
         model, processor, [im for im in train["image"] for _ in range(num_samples)],
         [p for p in prompts for _ in range(num_samples)], max_new_tokens=max_new_tokens,
         batch_size=batch_size, temperature=temperature, seed=seed, desc="sampling rollouts")

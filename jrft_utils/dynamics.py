@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
+from jrft_utils import jigsaw, template
+
 Sample = Mapping[str, Any]
 
 
@@ -49,8 +51,6 @@ def jigsaw_samples(ds, completions: Sequence[str]) -> list[dict[str, Any]]:
     """(image, prompt, completion) samples of a jigsaw dataset (columns image, rows, cols) with
     ``completions[i]`` for row ``i`` (e.g. ``jigsaw.gt_completion`` of each answer, or
     ``teacher.teacher_completions(ds, use_truth=True)``)."""
-    from jrft_utils import jigsaw
-
     if len(completions) != len(ds):
         raise ValueError(f"{len(completions)} completions for {len(ds)} rows")
     return [{"image": ex["image"], "prompt": jigsaw.jigsaw_prompt(int(ex["rows"]), int(ex["cols"])), "completion": c}
@@ -61,10 +61,8 @@ def sft_samples(ds) -> list[dict[str, Any]]:
     """(image, prompt, completion) samples of a TRL prompt-completion SFT dataset (``prompt`` and
     ``completion`` as text or conversational messages, ``images`` a one-image list), as
     ``jigsaw.to_sft`` makes them; (prompt, completion) samples of a text-only dataset (no ``images``)."""
-    from jrft_utils import jigsaw
-
     def text(value: Any) -> str:
-        return " ".join(jigsaw.completion_to_text(value).split())
+        return " ".join(template.to_text(value).split())
 
     return [({"image": ex["images"][0]} if "images" in ex else {}) | {"prompt": text(ex["prompt"]),
                                                                      "completion": text(ex["completion"])}

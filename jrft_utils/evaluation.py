@@ -1,4 +1,4 @@
-"""Batched greedy generation and the prior-knowledge evaluator: the forgetting yardstick of every stage.
+"""The prior-knowledge evaluator: the forgetting yardstick of every stage.
 
 Every notebook scores prior knowledge with :func:`evaluate_prior` on the fixed held-out sets of
 :func:`jrft_utils.world.build_test_sets` (in the gpu profile: the paper's benchmarks, see
@@ -7,71 +7,17 @@ Every notebook scores prior knowledge with :func:`evaluate_prior` on the fixed h
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import torch
+import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
-from jrft_utils import world
+from jrft_utils import benchmarks, generation, jigsaw, template, world
 from jrft_utils.profiles import Config
-
-
-def chat_prompt(processor, prompt: str, image: bool = True) -> str:
-    """The chat text of one user turn (image then ``prompt``; ``prompt`` alone without ``image``), ending
-    with the assistant's header."""
-    content = [{"type": "image"}, {"type": "text", "text": prompt}] if image else prompt
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                         tokenize=False)
-
-
-def _decode(tokenizer, ids: Sequence[int]) -> str:
-    """Decode generated ids up to the first end-of-turn token, without special tokens (as TRL decodes
-    rollouts); the think/answer tags are ordinary tokens and stay."""
-    out = []
-    for i in ids:
-        if i == tokenizer.eos_token_id:
-            break
-        if i != tokenizer.pad_token_id:
-            out.append(i)
-    return tokenizer.decode(out, skip_special_tokens=True).strip()
-
-
-@torch.no_grad()
-def generate_completions(model, processor, images: Sequence[Image.Image] | None, prompts: Sequence[str],
-                         max_new_tokens: int = 48, batch_size: int = 64, progress: bool = True,
-                         desc: str = "generating", temperature: float = 0.0, seed: int = 0) -> list[str]:
-    """Completions (text after the assistant header, up to ``<|im_end|>``) for each (image, user prompt)
-    pair, in batches padded on the left: greedy with ``temperature`` 0, else sampled at that temperature
-    (reproducibly: the torch generator is seeded with ``seed``). ``images=None``: a text-only model, whose
-    ``processor`` is its tokenizer."""
-    if images is not None and len(images) != len(prompts):
-        raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-    was_training = model.training
-    model.eval()
-    tok = getattr(processor, "tokenizer", processor)
-    if temperature > 0:
-        torch.manual_seed(seed)
-    out: list[str] = []
-    starts = range(0, len(prompts), batch_size)
-    for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
-        texts = [chat_prompt(processor, p, image=images is not None) for p in prompts[start:start + batch_size]]
-        if images is None:
-            inputs = tok(texts, padding=True, padding_side="left", return_tensors="pt", add_special_tokens=False)
-        else:
-            inputs = processor(images=list(images[start:start + batch_size]), text=texts, padding=True,
-                               padding_side="left", return_tensors="pt")
-        inputs = inputs.to(model.device)
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
-        gen = model.generate(**inputs, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
-                             pad_token_id=tok.pad_token_id, **sampling)
-        new = gen[:, inputs["input_ids"].shape[1]:]
-        out.extend(_decode(tok, row.tolist()) for row in new)
-    if was_training:
-        model.train()
-    return out
 
 
 def _check_test_sets(test_sets: dict[str, list[dict[str, Any]]]) -> None:
@@ -102,10 +48,6 @@ def prior_test_sets(config: Config, benchmark_dir: str | None = None):
     ``benchmark_dir``: a folder holding a local copy of each benchmark under its name (``refcoco/``, ...,
     ``datasets.save_to_disk`` folders) instead of the hub; notebook 00 records it in the run folder and the
     later notebooks read it from there."""
-    import json
-
-    from jrft_utils import benchmarks
-
     cfg = config["benchmarks"]
     if not cfg["names"]:
         return world.build_test_sets(config["world"]["test_per_capability"], config["model"]["image_size"])
@@ -131,8 +73,6 @@ def evaluate_prior(model, processor, test_sets: dict[str, list[dict[str, Any]]],
     ``test_sets`` may instead be a :class:`benchmarks.Suite` (the gpu profile's real benchmarks): then
     :func:`benchmarks.evaluate` scores them (``max_new_tokens`` default 256; completions and the official
     numbers under ``"completions"`` and ``"details"`` with ``return_completions``)."""
-    from jrft_utils import benchmarks
-
     if isinstance(test_sets, benchmarks.Suite):
         generate = benchmarks.model_generate(model, processor, max_new_tokens or 256)
         return benchmarks.evaluate(generate, test_sets, batch_size, progress, return_details=return_completions)
@@ -140,9 +80,9 @@ def evaluate_prior(model, processor, test_sets: dict[str, list[dict[str, Any]]],
     t0 = time.perf_counter()
     flat = [(cap, s) for cap, samples in test_sets.items() for s in samples]
     max_new_tokens = max_new_tokens or max_new_tokens_for(processor, test_sets)
-    completions = generate_completions(model, processor, [s["image"] for _, s in flat],
-                                       [s["prompt"] for _, s in flat], max_new_tokens, batch_size,
-                                       progress=progress, desc="prior knowledge")
+    completions = generation.generate_completions(model, processor, [s["image"] for _, s in flat],
+                                                  [s["prompt"] for _, s in flat], max_new_tokens, batch_size,
+                                                  progress=progress, desc="prior knowledge")
     per_cap: dict[str, list[tuple[str, float]]] = {cap: [] for cap in test_sets}
     for (cap, s), c in zip(flat, completions):
         per_cap[cap].append((c, world.score(cap, c, s["target"])))
@@ -186,12 +126,6 @@ def zero_shot_jigsaw_probe(model, processor, rows: int, cols: int, n: int = 64, 
     accuracy, the fraction of answers that are digit sequences of the right length, and examples.
 
     A quick check that the base cannot solve the new task; notebook 01 owns the full jigsaw benchmark."""
-    import re
-
-    import numpy as np
-
-    from jrft_utils import jigsaw
-
     rng = np.random.default_rng([seed, 99])
     size = image_size
     k = rows * cols
@@ -208,9 +142,9 @@ def zero_shot_jigsaw_probe(model, processor, rows: int, cols: int, n: int = 64, 
         images.append(Image.fromarray(np.concatenate(grid, axis=0)))
         targets.append([int(v) for v in perm])
     prompt = jigsaw.jigsaw_prompt(rows, cols)
-    outs = generate_completions(model, processor, images, [prompt] * n, max_new_tokens, batch_size,
-                                desc="jigsaw probe")
-    answers = [[int(d) for d in re.findall(r"\d", world.answer_text(o))] for o in outs]
+    outs = generation.generate_completions(model, processor, images, [prompt] * n, max_new_tokens, batch_size,
+                                           desc="jigsaw probe")
+    answers = [[int(d) for d in re.findall(r"\d", template.answer_text(o))] for o in outs]
     return {"accuracy": float(np.mean([a == t for a, t in zip(answers, targets)])),
             "digit_sequences": float(np.mean([len(a) == k for a in answers])),
             "examples": list(zip(outs[:5], targets[:5]))}

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from jrft_utils import evaluation, jigsaw, qwen, results, stages, trainers
+from jrft_utils import evaluation, generation, jigsaw, qwen, results, stages, trainers
 from jrft_utils import model as model_factory
 from jrft_utils.profiles import Config
 
@@ -61,7 +61,7 @@ def evaluate_all(model, processor, jigsaw_test, prior_test_sets, batch_size: int
     """Held-out jigsaw ``jigsaw_acc`` / ``jigsaw_hit`` / ``jigsaw_fmt`` and the ``prior`` suite (per
     capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement)."""
     prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(jigsaw_test["rows"], jigsaw_test["cols"])]
-    completions = evaluation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
+    completions = generation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
                                                   max_new_tokens=max_new_tokens, batch_size=batch_size)
     scores = jigsaw.evaluate_jigsaw(completions, list(jigsaw_test["answer"]))
     prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)

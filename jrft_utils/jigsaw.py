@@ -8,7 +8,7 @@ original image back exactly.
 
 Texts (prompt, answers, reasoning) are lowercase words separated by single spaces, with digits and
 punctuation as separate tokens, so that the tiny model's WordLevel tokenizer sees every word in
-:data:`VOCABULARY`. Completions follow the paper's template
+:data:`VOCABULARY`. Completions follow the paper's template (:mod:`jrft_utils.template`)
 ``<think> ... </think> <answer> 2 0 3 1 </answer>``.
 
 Images: crops of real photos that ship inside scikit-image and scikit-learn, plus optional procedural
@@ -20,7 +20,6 @@ different random streams for procedural images. Everything is deterministic by s
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -28,11 +27,13 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
+
+from jrft_utils import template
 
 # Every word the jigsaw prompt, answers and the teacher's reasoning use; the model factory adds these
 # to the tokenizer's vocabulary (digits and punctuation are always in it). The template tags
-# (TEMPLATE_TAGS) are not listed here: the base model's tokenizer owns them.
+# (template.TAGS) are not listed here: the base model's tokenizer owns them.
 VOCABULARY: tuple[str, ...] = (
     "the", "image", "is", "cut", "into", "x", "tiles", "and", "shuffled", "for", "each", "position",
     "give", "original", "index", "of", "its", "tile",
@@ -40,7 +41,6 @@ VOCABULARY: tuple[str, ...] = (
     "i", "compare", "edges", "every", "pair", "pieces", "piece", "right", "left", "top", "bottom", "edge",
     "meets", "so", "goes", "to", "place",
 )
-TEMPLATE_TAGS: tuple[str, ...] = ("<think>", "</think>", "<answer>", "</answer>")
 PUNCTUATION: tuple[str, ...] = (".", ",")
 
 MIN_TILE = 8  # pixels: a tile narrower or shorter than this is refused
@@ -153,12 +153,10 @@ def answer_text(answer: Sequence[int]) -> str:
 
 
 def completion_text(answer: Sequence[int] | str, think: str = "") -> str:
-    """A completion in the template: ``<think> {think} </think> <answer> 2 0 3 1 </answer>``.
-    With an empty ``think`` (the ground-truth-only SFT data) it is ``<think> </think> <answer> ... </answer>``."""
-    ans = answer if isinstance(answer, str) else answer_text(answer)
-    think = " ".join(think.split())
-    inner = f" {think} " if think else " "
-    return f"<think>{inner}</think> <answer> {ans} </answer>"
+    """The completion (:func:`template.completion`) answering the permutation ``answer`` (a list or
+    ``"2 0 3 1"``): ``<think> {think} </think> <answer> 2 0 3 1 </answer>``; with an empty ``think`` (the
+    ground-truth-only SFT data) ``<think> </think> <answer> ... </answer>``."""
+    return template.completion(answer if isinstance(answer, str) else answer_text(answer), think)
 
 
 def tile_trace(answer: Sequence[int] | str) -> str:
@@ -178,10 +176,10 @@ def cold_start_completion(answer: Sequence[int] | str, think: str) -> str:
 def read_tile_trace(text: Any) -> list[int] | None:
     """The cells that the think block of a templated completion gives tile by tile, when that block is
     exactly a :func:`tile_trace` (tiles 0, 1, ... in order); else ``None``."""
-    m = _TEMPLATE.fullmatch(text) if isinstance(text, str) else None
-    if m is None:
+    think = template.think_block(text)
+    if think is None:
         return None
-    think = " ".join(m.group(1).split())
+    think = " ".join(think.split())
     cells = [int(q) for q in re.findall(r"in cell (\d+) \.", think)]
     return cells if cells and tile_trace(cells) == think else None
 
@@ -191,41 +189,6 @@ def gt_completion(answer: Sequence[int] | str) -> str:
     return completion_text(answer)
 
 
-_TEMPLATE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def completion_to_text(completion: Any) -> str:
-    """The text of a TRL completion: a string, or a conversational list of messages whose content is a
-    string or a list of ``{"type": "text", "text": ...}`` parts. Anything else gives ``""``."""
-    try:
-        if isinstance(completion, str):
-            return completion
-        if isinstance(completion, dict):
-            completion = [completion]
-        parts: list[str] = []
-        for message in completion or []:
-            content = message.get("content") if isinstance(message, dict) else message
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, (list, tuple)):
-                parts.extend(str(c.get("text") or "") for c in content if isinstance(c, dict))
-        return " ".join(parts)
-    except Exception:  # noqa: BLE001 - a reward must never raise
-        return ""
-
-
-def follows_template(text: Any) -> bool:
-    """Whether ``text`` is exactly ``<think>...</think><answer>...</answer>`` (whitespace allowed around
-    and between the blocks; nothing else outside them; one block of each)."""
-    if not isinstance(text, str):
-        return False
-    m = _TEMPLATE.fullmatch(text)
-    if not m:
-        return False
-    return all(text.count(tag) == 1 for tag in TEMPLATE_TAGS)
-
-
 def parse_answer(text: Any, n: int) -> list[int] | None:
     """The permutation in the single ``<answer>...</answer>`` block of ``text``, or ``None``.
 
@@ -233,12 +196,10 @@ def parse_answer(text: Any, n: int) -> list[int] | None:
     0..n-1 (commas between them are tolerated). Repeated or out-of-range indices, a wrong count, extra
     words or several answer blocks give ``None``, so they earn no hit credit."""
     try:
-        if not isinstance(text, str) or text.count("<answer>") != 1 or text.count("</answer>") != 1:
+        block = template.single_answer_block(text)
+        if block is None:
             return None
-        m = _ANSWER.search(text)
-        if not m:
-            return None
-        tokens = m.group(1).replace(",", " ").split()
+        tokens = block.replace(",", " ").split()
         if len(tokens) != n or not all(re.fullmatch(r"[0-9]{1,4}", t) for t in tokens):
             return None
         values = [int(t) for t in tokens]
@@ -251,10 +212,10 @@ def answer_has_shape(text: Any, n: int) -> bool:
     """Whether the single ``<answer>`` block of ``text`` holds exactly ``n`` integers, each in 0..n-1
     (repeats allowed: this is the answer's *format*, not its correctness)."""
     try:
-        if not isinstance(text, str) or text.count("<answer>") != 1 or text.count("</answer>") != 1:
+        if not isinstance(text, str) or text.count(template.ANSWER_OPEN) != 1 or text.count(template.ANSWER_CLOSE) != 1:
             return False
-        m = _ANSWER.search(text)
-        tokens = m.group(1).replace(",", " ").split() if m else []
+        block = template.answer_block(text)
+        tokens = block.replace(",", " ").split() if block is not None else []
         return len(tokens) == n and all(re.fullmatch(r"[0-9]{1,4}", t) and int(t) < n for t in tokens)
     except Exception:  # noqa: BLE001
         return False
@@ -273,9 +234,9 @@ def answer_list(answer: Any) -> list[int] | None:
 def score(completion: Any, answer: Any) -> dict[str, float]:
     """``{"hit", "acc", "fmt"}`` of one completion against one ground-truth answer; never raises."""
     try:
-        text = completion_to_text(completion)
+        text = template.to_text(completion)
         truth = answer_list(answer)
-        fmt = 0.5 * follows_template(text) + 0.5 * (bool(truth) and answer_has_shape(text, len(truth)))
+        fmt = 0.5 * template.follows(text) + 0.5 * (bool(truth) and answer_has_shape(text, len(truth)))
         if not truth:
             return {"hit": 0.0, "acc": 0.0, "fmt": fmt}
         pred = parse_answer(text, len(truth))
@@ -336,7 +297,7 @@ def evaluate_jigsaw(completions: Sequence[Any], answers: Sequence[Any]) -> dict[
 
 def words_of(text: str) -> list[str]:
     """The whitespace-separated words of a text, with template tags removed (for vocabulary checks)."""
-    return [w for w in text.split() if w not in TEMPLATE_TAGS]
+    return [w for w in text.split() if w not in template.TAGS]
 
 
 def out_of_vocabulary(texts: Iterable[str]) -> set[str]:
@@ -402,8 +363,6 @@ def photo_crop(rng: np.random.Generator, name: str, split: str, image_size: int,
 def procedural_image(rng: np.random.Generator, image_size: int = 84) -> np.ndarray:
     """A procedural picture: a smooth colour field (a random gradient plus low-frequency waves) with a
     few random discs, boxes and bars in flat colours, drawn across tile borders."""
-    from PIL import ImageDraw
-
     s = image_size
     yy, xx = np.mgrid[0:s, 0:s] / s
     img = np.zeros((s, s, 3))

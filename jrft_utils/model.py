@@ -40,13 +40,11 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from jrft_utils import jigsaw, qwen, world
+from jrft_utils import jigsaw, qwen, template, world
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<|im_start|>", "<|im_end|>"
 IMAGE = "<image>"
-THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
-TEMPLATE_TAGS: tuple[str, ...] = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
-SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, IMAGE, *TEMPLATE_TAGS)
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, IMAGE, *template.TAGS)
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 DIGITS: tuple[str, ...] = tuple(string.digits)
 PUNCTUATION: tuple[str, ...] = tuple(string.punctuation)
@@ -92,7 +90,7 @@ def build_tokenizer(words: Sequence[str] | None = None) -> PreTrainedTokenizerFa
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins tokens with single spaces
     # The think/answer tags are whole tokens but not special: decoding with skip_special_tokens (as TRL
     # does before scoring rollouts) must keep them, or no rollout would ever follow the template.
-    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TEMPLATE_TAGS])
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in template.TAGS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token=UNK, pad_token=PAD, bos_token=BOS, eos_token=EOS,
         additional_special_tokens=[IMAGE],

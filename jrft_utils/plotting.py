@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from jrft_utils import paper
+
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 
 
@@ -152,8 +154,6 @@ def plot_main(summary: dict):
     """The paper's story in one figure: per method, held-out jigsaw exact accuracy and mean prior-knowledge
     accuracy (mean over seeds, +-1 sd error bars), from ``summary.json``."""
     import pandas as pd
-
-    from jrft_utils import paper
 
     rows = [{"method": paper.METHOD_NAMES[m], "seed": s, "metric": metric, "accuracy": v}
             for m, e in summary["methods"].items()

@@ -16,7 +16,7 @@ import torch
 from trl import SFTTrainer
 
 from jrft_utils import model as model_lib
-from jrft_utils import qwen, results, stages, trainers, world
+from jrft_utils import evaluation, qwen, results, stages, template, trainers, world
 from jrft_utils.profiles import Config
 
 
@@ -249,8 +249,6 @@ def digit_reading(model, processor, n_scenes: int = 300, seed: int = 1, batch_si
     generated and scored by the prior-knowledge yardstick (:func:`evaluation.evaluate_prior`). Per pool:
     ``exact`` (its OCR score: the whole row right) and ``per_digit`` (the share of the row's digits read
     right in their position; a missing digit counts as wrong)."""
-    from jrft_utils import evaluation
-
     if n_scenes < 1:
         raise ValueError(f"n_scenes must be >= 1, got {n_scenes}")
     out = {}
@@ -258,7 +256,7 @@ def digit_reading(model, processor, n_scenes: int = 300, seed: int = 1, batch_si
         samples = world.generate("ocr", n_scenes, seed, model.config.vision_config.image_size, split=split)
         scored = evaluation.evaluate_prior(model, processor, {"ocr": samples}, batch_size=batch_size,
                                            progress=progress, return_completions=True)
-        answers = [world.answer_text(c).split() for c, _ in scored["completions"]["ocr"]]
+        answers = [template.answer_text(c).split() for c, _ in scored["completions"]["ocr"]]
         targets = [s["target"].split() for s in samples]
         right = sum(a[i:i + 1] == [d] for a, t in zip(answers, targets) for i, d in enumerate(t))
         out[pool] = {"exact": scored["ocr"], "per_digit": right / sum(len(t) for t in targets)}

@@ -12,8 +12,7 @@ checkpoint (see docs/gpu.md). Three things differ from the tiny model's path:
 - **No pretraining.** Notebook 00 records where the weights come from instead of pretraining
   (:func:`write_source`); every later stage loads them through :func:`jrft_utils.model.load_checkpoint`.
 
-For tests and for machines without the weights, :func:`build_tiny` saves a tiny random Qwen2.5-VL (a
-word-level tokenizer, 2 vision blocks, 2 decoder layers) that goes through exactly the same code.
+The tests run this code on a tiny random Qwen2.5-VL (``tests/tiny_qwen.py``).
 """
 
 from __future__ import annotations
@@ -23,33 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import hf_hub_download
 from transformers import (
     AutoTokenizer,
-    PreTrainedTokenizerFast,
-    Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5_VLProcessor,
     Qwen2VLImageProcessorPil,
 )
 
 SOURCE_FILE = "source.json"  # in a base folder: where the pretrained weights are
-QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-    "<|video_pad|>",
-)
-# The tiny model's chat template: Qwen2.5-VL's turn structure, tokens separated by spaces (word-level).
-TINY_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "<|im_start|> {{ message['role'] }} "
-    "{% if message['content'] is string %}{{ message['content'] }} "
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}<|vision_start|> <|image_pad|> <|vision_end|> "
-    "{% elif part['type'] == 'text' %}{{ part['text'] }} {% endif %}"
-    "{% endfor %}{% endif %}"
-    "<|im_end|> "
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
-)
 
 
 class ModelUnavailable(RuntimeError):
@@ -94,8 +75,6 @@ def load_processor(source: str | Path, min_pixels: int | None = None, max_pixels
 def _chat_template(source: str | Path) -> str | None:
     """The processor-level chat template Qwen2.5-VL checkpoints ship (``chat_template.json`` or
     ``.jinja``), if any."""
-    from huggingface_hub import hf_hub_download
-
     for name in ("chat_template.jinja", "chat_template.json"):
         local = Path(source) / name
         try:
@@ -154,48 +133,3 @@ def lora_config(cfg: dict[str, Any]):
 
     return LoraConfig(r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"], lora_dropout=0.0, task_type="CAUSAL_LM",
                       target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
-
-
-def build_tiny(path: str | Path, words: list[str], seed: int = 0) -> Path:
-    """Save a tiny random Qwen2.5-VL with a word-level tokenizer over ``words`` (plus Qwen's special
-    tokens, digits and punctuation) into ``path``, loadable with :func:`load` (``dtype="float32"``)."""
-    import string
-
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-
-    path = Path(path)
-    vocab: dict[str, int] = {}
-    for token in (*QWEN_SPECIAL_TOKENS, "<unk>", *string.digits, *string.punctuation, *words):
-        vocab.setdefault(token, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"[0-9]|[^\w\s<>|/]"), behavior="isolated")])
-    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        unk_token="<unk>", chat_template=TINY_CHAT_TEMPLATE)
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112)
-    processor = QwenVLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
-                                chat_template=TINY_CHAT_TEMPLATE)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    torch.manual_seed(seed)
-    config = Qwen2_5_VLConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 1024,
-                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, "tie_word_embeddings": True,
-                     "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"], "bos_token_id": None},
-        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-                       "fullatt_block_indexes": [1], "window_size": 56},
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True, bos_token_id=None,
-    )
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    gen = model.generation_config
-    gen.eos_token_id, gen.pad_token_id, gen.do_sample, gen.max_length = config.text_config.eos_token_id, \
-        config.text_config.pad_token_id, False, None
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path

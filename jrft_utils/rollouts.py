@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from jrft_utils import evaluation, jigsaw
+from jrft_utils import generation, jigsaw, template
 
 
 def reachability(model, processor, puzzles, temperatures: Sequence[float], samples_per_puzzle: int = 8,
@@ -29,12 +29,12 @@ def reachability(model, processor, puzzles, temperatures: Sequence[float], sampl
     prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(puzzles["rows"], puzzles["cols"])
                for _ in range(samples_per_puzzle)]
     for temperature in temperatures:
-        outs = evaluation.generate_completions(model, processor, images, prompts, max_new_tokens,
+        outs = generation.generate_completions(model, processor, images, prompts, max_new_tokens,
                                                temperature=temperature, seed=seed, desc=f"sampling at T={temperature:g}")
         scores = [jigsaw.score(o, a) for o, a in zip(outs, answers)]
         sizes = [len(jigsaw.answer_list(a)) for a in answers]
         rows.append({"temperature": temperature, "samples": len(outs),
-                     "template": sum(map(jigsaw.follows_template, outs)) / len(outs),
+                     "template": sum(map(template.follows, outs)) / len(outs),
                      "answer shape": sum(jigsaw.answer_has_shape(o, n) for o, n in zip(outs, sizes)) / len(outs),
                      "valid permutation": sum(jigsaw.parse_answer(o, n) is not None for o, n in zip(outs, sizes)) / len(outs),
                      "exact": sum(s["acc"] for s in scores) / len(outs),

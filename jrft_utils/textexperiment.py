@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import dynamics, evaluation, finetuning, jigsaw, results, stages, textworld, trainers
+from jrft_utils import dynamics, finetuning, generation, results, stages, template, textworld, trainers
 from jrft_utils import model as model_factory
 from jrft_utils.profiles import Config
 
@@ -131,7 +131,7 @@ def evaluate(model, tokenizer, prior_sets: dict[str, list[dict[str, Any]]], task
     (and ``mean``) on ``prior_sets``, in one batched generation pass."""
     flat = [(cap, s) for cap, samples in prior_sets.items() for s in samples]
     prompts = [s["prompt"] for _, s in flat] + [t["prompt"] for t in tasks]
-    outs = evaluation.generate_completions(model, tokenizer, None, prompts, max_new_tokens, batch_size,
+    outs = generation.generate_completions(model, tokenizer, None, prompts, max_new_tokens, batch_size,
                                            progress=progress, desc="text evaluation")
     per_cap: dict[str, list[float]] = {cap: [] for cap in prior_sets}
     for (cap, s), out in zip(flat, outs):
@@ -148,12 +148,12 @@ def reachability(model, tokenizer, tasks: list[dict[str, Any]], samples_per_task
     """Share of sampled completions (``samples_per_task`` per task, as GRPO samples them) that follow
     the template, whose answer is one digit, and that are exactly right: whether GRPO can start."""
     prompts = [t["prompt"] for t in tasks for _ in range(samples_per_task)]
-    outs = evaluation.generate_completions(model, tokenizer, None, prompts, max_new_tokens, 128,
+    outs = generation.generate_completions(model, tokenizer, None, prompts, max_new_tokens, 128,
                                            temperature=temperature, seed=seed, desc="sampling")
     answers = [t["answer"] for t in tasks for _ in range(samples_per_task)]
     scores = [textworld.score_task(o, a) for o, a in zip(outs, answers)]
     groups = [scores[i:i + samples_per_task] for i in range(0, len(scores), samples_per_task)]
-    return {"samples": len(outs), "template": sum(map(jigsaw.follows_template, outs)) / len(outs),
+    return {"samples": len(outs), "template": sum(map(template.follows, outs)) / len(outs),
             "one digit": sum(textworld.parse_answer(o) is not None for o in outs) / len(outs),
             "exact": sum(s["acc"] for s in scores) / len(outs),
             "groups with a right answer": sum(any(s["acc"] for s in g) for g in groups) / len(groups),
@@ -197,7 +197,7 @@ def corpus_samples(config: Config, name: str, seed: int) -> list[dict[str, Any]]
     if stages.cached(out, params) is None:
         model, tokenizer = model_factory.load_checkpoint(source / "model")
         k = cfg["num_samples"]
-        outs = evaluation.generate_completions(model, tokenizer, None, [t["prompt"] for t in tasks for _ in range(k)],
+        outs = generation.generate_completions(model, tokenizer, None, [t["prompt"] for t in tasks for _ in range(k)],
                                                cfg["max_new_tokens"], cfg["batch_size"], temperature=cfg["temperature"],
                                                seed=seed, desc="sampling rollouts")
         kept = []

@@ -12,7 +12,8 @@ science        science QA (ARC-style)       "does a robin have gills ?" from a  
                                             has
 ============== ============================ ========================================= ===================
 
-Every answer follows the ``<think> ... </think> <answer> ... </answer>`` convention, with a short trace
+Every answer follows the ``<think> ... </think> <answer> ... </answer>`` convention
+(:mod:`jrft_utils.template`), with a short trace
 of the base's own style ("3 + 5 = 8 . 8 - 2 = 6"; "a robin is a bird . a bird has no gills").
 
 The new task, absent from pretraining (no prompt asks for the largest of anything, and no sample
@@ -30,12 +31,11 @@ tasks whose count was 3), so its "correct" rollouts were that constant with a me
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import numpy as np
 
-from jrft_utils import jigsaw
+from jrft_utils import template
 
 CAPABILITIES: tuple[str, ...] = ("arithmetic", "science")
 KINDS: dict[str, tuple[str, ...]] = {  # each kind: its ten members
@@ -68,10 +68,6 @@ def check_capability(capability: str) -> None:
         raise TextWorldError(f"unknown text capability {capability!r}; capabilities: {CAPABILITIES}")
 
 
-def _answer(think: str, answer: str) -> str:
-    return f"<think> {think} </think> <answer> {answer} </answer>"
-
-
 # --------------------------------------------------------------------------------------------------
 # Prior knowledge: arithmetic and science
 
@@ -93,23 +89,23 @@ def _arithmetic_sample(problem: tuple[int, str, int, str, int]) -> dict[str, str
     a, op, b, op2, c = problem
     s = _apply(a, op, b)
     if not op2:
-        return {"prompt": f"what is {a} {op} {b} ?", "completion": _answer(f"{a} {op} {b} = {s}", str(s)),
+        return {"prompt": f"what is {a} {op} {b} ?", "completion": template.completion(str(s), f"{a} {op} {b} = {s}"),
                 "target": str(s)}
     r = _apply(s, op2, c)
     return {"prompt": f"what is {a} {op} {b} {op2} {c} ?",
-            "completion": _answer(f"{a} {op} {b} = {s} . {s} {op2} {c} = {r}", str(r)), "target": str(r)}
+            "completion": template.completion(str(r), f"{a} {op} {b} = {s} . {s} {op2} {c} = {r}"), "target": str(r)}
 
 
 def _science_sample(member: str, prop: str | None) -> dict[str, str]:
     """"what is a robin ?" (``prop`` None) or "does a robin have gills ?"."""
     kind = next(k for k, ms in KINDS.items() if member in ms)
     if prop is None:
-        return {"prompt": f"what is a {member} ?", "completion": _answer(f"a {member} is a {kind}", kind),
+        return {"prompt": f"what is a {member} ?", "completion": template.completion(kind, f"a {member} is a {kind}"),
                 "target": kind}
     has = prop in PROPERTIES[kind]
     think = f"a {member} is a {kind} . a {kind} has {'' if has else 'no '}{prop}"
     ans = "yes" if has else "no"
-    return {"prompt": f"does a {member} have {prop} ?", "completion": _answer(think, ans), "target": ans}
+    return {"prompt": f"does a {member} have {prop} ?", "completion": template.completion(ans, think), "target": ans}
 
 
 def held_out() -> dict[str, set]:
@@ -175,8 +171,8 @@ def build_test_sets(n_per_capability: int) -> dict[str, list[dict[str, Any]]]:
 
 def score(completion: str, target: str) -> float:
     """Exact match of the answer block's text with ``target``."""
-    m = re.search(r"<answer>(.*?)</answer>", completion, flags=re.S)
-    return float(m is not None and " ".join(m.group(1).split()) == target)
+    block = template.answer_block(completion)
+    return float(block is not None and " ".join(block.split()) == target)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,12 +188,12 @@ def teacher_completion(digits: Sequence[int]) -> str:
     """The teacher's reasoning and the right answer:
     "<think> i compare 3 , 7 , 2 , 5 . the largest is 7 </think> <answer> 7 </answer>"."""
     top = max(digits)
-    return _answer(f"i compare {' , '.join(str(d) for d in digits)} . the largest is {top}", str(top))
+    return template.completion(str(top), f"i compare {' , '.join(str(d) for d in digits)} . the largest is {top}")
 
 
 def gt_completion(answer: int) -> str:
     """The ground-truth-only completion (SFT on answers): an empty think block and the answer."""
-    return jigsaw.completion_text(str(answer))
+    return template.completion(str(answer))
 
 
 def make_tasks(n: int, split: str, seed: int = 0, min_len: int = 3, max_len: int = 6) -> list[dict[str, Any]]:
@@ -234,19 +230,17 @@ def task_split_of(digits: tuple[int, ...]) -> str:
 
 def parse_answer(text: Any) -> int | None:
     """The single digit in the single answer block of ``text``, or ``None``."""
-    if not isinstance(text, str) or text.count("<answer>") != 1 or text.count("</answer>") != 1:
-        return None
-    match = re.search(r"<answer>(.*?)</answer>", text, flags=re.S)
-    tokens = match.group(1).split() if match else []
+    block = template.single_answer_block(text)
+    tokens = block.split() if block is not None else []
     return int(tokens[0]) if len(tokens) == 1 and tokens[0].isdigit() else None
 
 
 def score_task(completion: Any, answer: Any) -> dict[str, float]:
     """``{"acc", "fmt"}`` of one completion (text or TRL conversational) against the right answer."""
-    text = jigsaw.completion_to_text(completion)
+    text = template.to_text(completion)
     pred = parse_answer(text)
     return {"acc": float(pred is not None and pred == int(answer)),
-            "fmt": 0.5 * jigsaw.follows_template(text) + 0.5 * (pred is not None)}
+            "fmt": 0.5 * template.follows(text) + 0.5 * (pred is not None)}
 
 
 def acc_reward(completions: Any, answer: Any = None, **kwargs: Any) -> list[float]:

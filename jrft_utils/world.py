@@ -15,10 +15,10 @@ reasoning      MMMU                  arithmetic over two handwritten digits     
 Images are ``image_size`` px squares (84 by default) split into a 3 x 3 grid of cells; each cell holds at
 most one coloured shape or one handwritten digit (scikit-learn's ``load_digits``) over a dimmed crop of a
 real photo that ships inside scikit-image / scikit-learn. Every answer follows the
-``<think> ... </think> <answer> ... </answer>`` convention. A question about coloured shapes is thought
-through by naming the objects cell by cell (:func:`describe_scene`; a search stops at the object found),
-OCR by counting the digits, reasoning by reading both digits and doing the sum or the difference. Boxes use Qwen-VL's
-convention: integers on a 0-1000 scale of the image side.
+``<think> ... </think> <answer> ... </answer>`` convention (:mod:`jrft_utils.template`). A question about
+coloured shapes is thought through by naming the objects cell by cell (:func:`describe_scene`; a search
+stops at the object found), OCR by counting the digits, reasoning by reading both digits and doing the sum
+or the difference. Boxes use Qwen-VL's convention: integers on a 0-1000 scale of the image side.
 
 The jigsaw task is absent by construction: no image is made of shuffled tiles (the background of every
 image is a single untouched photo crop; :func:`background_is_intact` checks it pixel by pixel) and no
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from jrft_utils import template
 
 CAPABILITIES: tuple[str, ...] = ("grounding", "ocr", "vqa", "hallucination", "reasoning")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -206,10 +207,6 @@ def _label(it: dict) -> str:
     return f"{it['colour']} {it['shape']}"
 
 
-def _answer(think: str, answer: str) -> str:
-    return f"<think> {think} </think> <answer> {answer} </answer>"
-
-
 def describe_scene(items: list[dict], until: dict | None = None) -> str:
     """The objects of a scene in cell order, ``"red circle in cell 1 . green square in cell 5 ."``, up to
     and including ``until`` when given: the first step of every think trace about coloured shapes. A
@@ -228,7 +225,7 @@ def _grounding(rng, size, pool, index):
     prompt = f"which cell holds the {_label(t)} ?"
     think = f"{describe_scene(items, until=t)} the {_label(t)} is in cell {t['cell']}"
     target = " ".join(str(v) for v in _px_to_scale(t["box"], size))
-    return items, prompt, _answer(think, str(t["cell"])), target
+    return items, prompt, template.completion(str(t["cell"]), think), target
 
 
 def _ocr(rng, size, pool, index):
@@ -238,7 +235,7 @@ def _ocr(rng, size, pool, index):
     items = _digit_items(rng, [row * GRID + c for c in cols], pool, size)
     digits = " ".join(str(_digits()[1][it["index"]]) for it in items)
     prompt = "read the digits from left to right ."
-    return items, prompt, _answer(f"there are {n} digits", digits), digits
+    return items, prompt, template.completion(digits, f"there are {n} digits"), digits
 
 
 def _vqa(rng, size, pool, index):
@@ -251,7 +248,7 @@ def _vqa(rng, size, pool, index):
         t = unique[int(rng.integers(len(unique)))]
         prompt = f"what colour is the {t['shape']} ?"
         think = f"{describe_scene(items, until=t)} the {t['shape']} is {t['colour']}"
-        return items, prompt, _answer(think, t["colour"]), t["colour"]
+        return items, prompt, template.completion(t["colour"], think), t["colour"]
     if kind == "shape":
         unique = [it for it in items if sum(o["colour"] == it["colour"] for o in items) == 1]
         if not unique:
@@ -259,11 +256,11 @@ def _vqa(rng, size, pool, index):
         t = unique[int(rng.integers(len(unique)))]
         prompt = f"what shape is the {t['colour']} object ?"
         think = f"{describe_scene(items, until=t)} the {t['colour']} object is a {t['shape']}"
-        return items, prompt, _answer(think, t["shape"]), t["shape"]
+        return items, prompt, template.completion(t["shape"], think), t["shape"]
     scene = describe_scene(items)
     if kind == "count":
         n = len(items)
-        return items, "how many objects are there ?", _answer(f"{scene} i count {n} objects", str(n)), str(n)
+        return items, "how many objects are there ?", template.completion(str(n), f"{scene} i count {n} objects"), str(n)
     a, b = (items[int(i)] for i in rng.choice(len(items), size=2, replace=False))
     ca, cb = a["cell"] % GRID, b["cell"] % GRID
     if ca == cb:
@@ -271,7 +268,7 @@ def _vqa(rng, size, pool, index):
     yes = "yes" if ca < cb else "no"
     prompt = f"is the {_label(a)} left of the {_label(b)} ?"
     think = f"{scene} the {_label(a)} is in column {ca} and the {_label(b)} is in column {cb}"
-    return items, prompt, _answer(think, yes), yes
+    return items, prompt, template.completion(yes, think), yes
 
 
 def _hallucination(rng, size, pool, index):
@@ -292,7 +289,7 @@ def _hallucination(rng, size, pool, index):
     prompt = f"is there a {colour} {shape} in the image ?"
     where, ans = (f"cell {asked['cell']}", "yes") if asked else ("no cell", "no")
     think = f"{describe_scene(items, asked)} the {colour} {shape} is in {where}"
-    return items, prompt, _answer(think, ans), ans
+    return items, prompt, template.completion(ans, think), ans
 
 
 def _reasoning(rng, size, pool, index):
@@ -310,24 +307,17 @@ def _reasoning(rng, size, pool, index):
         hi, lo = max(a, b), min(a, b)
         prompt = "what is the larger digit minus the smaller digit ?"
         think, ans = f"the digits are {a} and {b} . {hi} - {lo} = {hi - lo}", hi - lo
-    return items, prompt, _answer(think, str(ans)), str(ans)
+    return items, prompt, template.completion(str(ans), think), str(ans)
 
 
 _TASKS = {"grounding": _grounding, "ocr": _ocr, "vqa": _vqa, "hallucination": _hallucination,
           "reasoning": _reasoning}
 
 
-def answer_text(completion: str) -> str:
-    """The text inside ``<answer> ... </answer>`` (stripped); the whole completion when the tags are
-    missing or unclosed."""
-    m = re.search(r"<answer>(.*?)</answer>", completion, flags=re.S)
-    return " ".join((m.group(1) if m else completion).split())
-
-
 def is_permutation_answer(completion: str) -> bool:
     """True when the answer's digits are a permutation of ``0 .. k-1`` with ``k >= 2`` (a jigsaw-like
     answer, which the world must never teach)."""
-    digits = [int(d) for d in re.findall(r"\d", answer_text(completion))]
+    digits = [int(d) for d in re.findall(r"\d", template.answer_text(completion))]
     return len(digits) >= 2 and sorted(digits) == list(range(len(digits)))
 
 
@@ -415,7 +405,7 @@ def score(capability: str, completion: str, target: str) -> float:
     - hallucination: the answer is exactly ``yes`` or ``no`` and equals the target (POPE).
     """
     check_capability(capability)
-    answer = answer_text(completion)
+    answer = template.answer_text(completion)
     if capability == "grounding":
         box = _parse_box(answer)
         gt = tuple(int(v) for v in str(target).split())

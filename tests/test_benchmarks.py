@@ -288,7 +288,7 @@ def test_model_generate_wraps_generate_completions_without_rebatching(monkeypatc
                     progress=progress, temperature=temperature)
         return [f"out {p}" for p in prompts]
 
-    monkeypatch.setattr(benchmarks.evaluation, "generate_completions", fake)
+    monkeypatch.setattr(benchmarks.generation, "generate_completions", fake)
     generate = benchmarks.model_generate("M", "P", max_new_tokens=64)
     assert generate([_img()] * 3, ["a", "b", "c"]) == ["out a", "out b", "out c"]
     assert seen == {"model": "M", "n": 3, "max_new_tokens": 64, "batch_size": 3, "progress": False,

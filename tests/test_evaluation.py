@@ -1,8 +1,8 @@
-"""The batched greedy generator and the prior-knowledge evaluator (the forgetting yardstick)."""
+"""The prior-knowledge evaluator (the forgetting yardstick)."""
 
 import pytest
 
-from jrft_utils import evaluation, model, profiles, world
+from jrft_utils import evaluation, generation, model, profiles, world
 
 
 @pytest.fixture(scope="module")
@@ -16,24 +16,14 @@ def test_sets():
     return world.build_test_sets(8, 84)
 
 
-def test_batched_left_padded_generation_matches_one_by_one(tiny):
-    m, p = tiny
-    samples = world.generate("vqa", 3, 0) + world.generate("reasoning", 2, 0)  # prompts of different lengths
-    images, prompts = [s["image"] for s in samples], [s["prompt"] for s in samples]
-    batched = evaluation.generate_completions(m, p, images, prompts, max_new_tokens=6, batch_size=5, progress=False)
-    single = evaluation.generate_completions(m, p, images, prompts, max_new_tokens=6, batch_size=1, progress=False)
-    assert len(batched) == 5 and batched == single
-    assert all("<|im_end|>" not in c and "<pad>" not in c for c in batched)
-
-
 def test_evaluator_scores_reference_completions_perfectly_and_wrong_ones_zero(tiny, test_sets, monkeypatch):
     m, p = tiny
     flat = [s for cap in world.CAPABILITIES for s in test_sets[cap]]
-    monkeypatch.setattr(evaluation, "generate_completions", lambda *a, **k: [s["completion"] for s in flat])
+    monkeypatch.setattr(generation, "generate_completions", lambda *a, **k: [s["completion"] for s in flat])
     res = evaluation.evaluate_prior(m, p, test_sets, batch_size=16, progress=False)
     assert set(res) == set(world.CAPABILITIES) | {"mean"}
     assert all(res[c] == 1.0 for c in res)
-    monkeypatch.setattr(evaluation, "generate_completions", lambda *a, **k: ["<answer> zebra </answer>"] * len(flat))
+    monkeypatch.setattr(generation, "generate_completions", lambda *a, **k: ["<answer> zebra </answer>"] * len(flat))
     res = evaluation.evaluate_prior(m, p, test_sets, batch_size=16, progress=False)
     assert all(res[c] == 0.0 for c in res)
 
@@ -56,5 +46,3 @@ def test_evaluator_errors_are_clear(tiny, test_sets):
         evaluation.evaluate_prior(m, p, {"counting": test_sets["ocr"]})
     with pytest.raises(ValueError, match="no test sets"):
         evaluation.evaluate_prior(m, p, {})
-    with pytest.raises(ValueError, match="2 images but 1 prompts"):
-        evaluation.generate_completions(m, p, [None, None], ["a"])

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from jrft_utils import jigsaw, profiles, teacher
+from jrft_utils import jigsaw, profiles, teacher, template
 
 CFG = {"rows": 2, "cols": 2, "train_size": 12, "test_size": 12, "image_size": 84, "photo_fraction": 0.5}
 
@@ -150,7 +150,7 @@ def test_every_word_of_every_text_is_in_the_vocabulary():
     # lowercase, space-separated, punctuation as separate tokens
     for t in texts:
         for w in t.split():
-            assert w == w.lower() and (len(w) == 1 or w.isalpha() or w in jigsaw.TEMPLATE_TAGS), w
+            assert w == w.lower() and (len(w) == 1 or w.isalpha() or w in template.TAGS), w
 
 
 # ---------------------------------------------------------------- rewards on worked examples
@@ -265,7 +265,7 @@ def test_tile_trace_tells_the_answer_tile_by_tile_in_the_worlds_words():
     assert trace == "tile 0 in cell 2 . tile 1 in cell 0 . tile 2 in cell 3 . tile 3 in cell 1 ."
     assert jigsaw.tile_trace("2 0 3 1") == trace  # a ground-truth answer as stored in the dataset
     text = jigsaw.completion_text([2, 0, 3, 1], think=trace)
-    assert jigsaw.follows_template(text) and jigsaw.score(text, "2 0 3 1")["acc"] == 1.0
+    assert template.follows(text) and jigsaw.score(text, "2 0 3 1")["acc"] == 1.0
     from jrft_utils import model
     tokenizer = model.build_tokenizer()
     assert tokenizer.unk_token_id not in tokenizer(text)["input_ids"]  # every word is the base's own

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jrft_utils import evaluation, finetuning, jigsaw, model, profiles, trainers, world
+from jrft_utils import finetuning, generation, jigsaw, model, profiles, trainers, world
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_save_load_round_trip_gives_identical_logits(processor, tmp_path):
     m = model.build_model(profiles.resolve("smoke")["model"], seed=0, processor=processor).eval()
     s = world.generate("vqa", 2, 0)
     inputs = processor(images=[x["image"] for x in s],
-                       text=[evaluation.chat_prompt(processor, x["prompt"]) for x in s],
+                       text=[generation.chat_prompt(processor, x["prompt"]) for x in s],
                        padding=True, return_tensors="pt")
     with torch.no_grad():
         before = m(**inputs).logits
@@ -59,7 +59,7 @@ def test_save_load_round_trip_gives_identical_logits(processor, tmp_path):
     assert type(m2).__name__ == "LlavaForConditionalGeneration"
     assert p2.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
     assert p2.tokenizer.padding_side == "left"
-    inputs2 = p2(images=[x["image"] for x in s], text=[evaluation.chat_prompt(p2, x["prompt"]) for x in s],
+    inputs2 = p2(images=[x["image"] for x in s], text=[generation.chat_prompt(p2, x["prompt"]) for x in s],
                  padding=True, return_tensors="pt")
     assert torch.equal(inputs["input_ids"], inputs2["input_ids"])
     assert torch.allclose(inputs["pixel_values"], inputs2["pixel_values"])

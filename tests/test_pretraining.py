@@ -107,13 +107,13 @@ def recorded_ocr(monkeypatch):
 def test_digit_reading_scores_whole_rows_and_digits_in_place(monkeypatch, recorded_ocr):
     """A reader that drops the last digit of every row: no row is exact, and it reads every other digit
     of the row, in its position, in both digit pools."""
-    from jrft_utils import evaluation
+    from jrft_utils import generation
 
     def drop_last(model, processor, images, prompts, *args, **kwargs):
         return [f"<think> x </think> <answer> {' '.join(recorded_ocr[id(im)]['target'].split()[:-1])} </answer>"
                 for im in images]
 
-    monkeypatch.setattr(evaluation, "generate_completions", drop_last)
+    monkeypatch.setattr(generation, "generate_completions", drop_last)
     processor = model.build_processor(profiles.resolve("smoke")["model"])
     m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
     out = pretraining.digit_reading(m, processor, n_scenes=20)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jrft_utils import evaluation, jigsaw, profiles, qwen, trainers, world
+from tiny_qwen import build_tiny
+
+from jrft_utils import evaluation, generation, jigsaw, profiles, qwen, results, trainers, world
 from jrft_utils import model as model_factory
+from jrft_utils.profiles import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory):
-    return qwen.build_tiny(tmp_path_factory.mktemp("tiny_qwen"), list(model_factory.vocabulary()), seed=0)
+    return build_tiny(tmp_path_factory.mktemp("tiny_qwen"), list(model_factory.vocabulary()), seed=0)
 
 
 @pytest.fixture
@@ -36,10 +39,10 @@ def test_tiny_qwen_loads_and_generates_through_the_shared_evaluator(tiny_qwen):
     model, processor = qwen.load(tiny_qwen, "float32")
     assert isinstance(processor, qwen.QwenVLProcessor) and processor.tokenizer.padding_side == "left"
     assert qwen.is_qwen_checkpoint(tiny_qwen)
-    prompt = evaluation.chat_prompt(processor, "read the digits from left to right .")
+    prompt = generation.chat_prompt(processor, "read the digits from left to right .")
     assert "<|vision_start|> <|image_pad|> <|vision_end|> read the digits" in prompt
     samples = world.generate("ocr", 3, 0)
-    outs = evaluation.generate_completions(model, processor, [s["image"] for s in samples],
+    outs = generation.generate_completions(model, processor, [s["image"] for s in samples],
                                            [s["prompt"] for s in samples], max_new_tokens=4, progress=False)
     assert len(outs) == 3 and all(isinstance(o, str) for o in outs)
     completion = samples[0]["completion"]  # the template tags and digits are whole tokens
@@ -106,9 +109,6 @@ def test_notebook_00_of_the_gpu_profile_runs_on_the_tiny_qwen_and_benchmark_copi
     import datasets
     import papermill as pm
     from test_benchmarks import FIXTURES
-
-    from jrft_utils import evaluation, results
-    from jrft_utils.profiles import REPO_ROOT
 
     bench_dir = tmp_path / "benchmarks"
     for name, columns in FIXTURES.items():

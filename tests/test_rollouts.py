@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jrft_utils import evaluation, jigsaw, profiles, rollouts
+from jrft_utils import generation, jigsaw, profiles, rollouts
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_reachability_counts_what_the_samples_could_earn(puzzles, monkeypatch):
         assert len(images) == len(prompts) == 8 and prompts[0] == jigsaw.jigsaw_prompt(2, 2)
         return per_puzzle[0] + per_puzzle[1]
 
-    monkeypatch.setattr(evaluation, "generate_completions", fake_generate)
+    monkeypatch.setattr(generation, "generate_completions", fake_generate)
     table = rollouts.reachability(None, None, puzzles, [1.0, 2.0], samples_per_puzzle=4)
     assert calls == [1.0, 2.0] and list(table["temperature"]) == [1.0, 2.0]
     row = table.iloc[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jrft_utils import jigsaw, teacher
+from jrft_utils import jigsaw, teacher, template
 
 
 def _smooth_image(seed: int, size: int = 84) -> np.ndarray:
@@ -35,7 +35,7 @@ def test_teacher_beam_search_beyond_exact_limit():
 
 def test_reasoning_text_follows_the_answer():
     text = teacher.completion([1, 3, 0, 2], 2, 2)
-    assert jigsaw.follows_template(text)
+    assert template.follows(text)
     assert jigsaw.parse_answer(text, 4) == [1, 3, 0, 2]
     # layout: place 0 <- piece 2, place 1 <- piece 0, place 2 <- piece 3, place 3 <- piece 1
     assert "piece 2 right edge meets piece 0 left edge ." in text

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jrft_utils import claims, dynamics, evaluation, profiles, results, stages, textworld
+from jrft_utils import claims, dynamics, generation, profiles, results, stages, textworld
 from jrft_utils import model as model_factory
 from jrft_utils import textexperiment as tx
 
@@ -31,8 +31,8 @@ def test_text_checkpoint_round_trip_keeps_the_word_level_tokenizer(text_model, t
     assert tok(text)["input_ids"] == tokenizer(text)["input_ids"]  # not Qwen2's BPE tokenizer
     assert tok.decode(tok(text)["input_ids"]) == text and tok.padding_side == "left"
     prompts = ["what is 3 + 5 ?", "does a robin have gills ?", "what is 1 + 1 - 2 ?"]
-    assert evaluation.generate_completions(loaded, tok, None, prompts, 6, batch_size=2, progress=False) == \
-        evaluation.generate_completions(loaded, tok, None, prompts, 6, batch_size=3, progress=False)
+    assert generation.generate_completions(loaded, tok, None, prompts, 6, batch_size=2, progress=False) == \
+        generation.generate_completions(loaded, tok, None, prompts, 6, batch_size=3, progress=False)
 
 
 def test_text_batches_mask_exactly_the_completion(text_model):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jrft_utils import jigsaw, textworld
+from jrft_utils import template, textworld
 
 
 def test_held_out_items_are_never_trained_on():
@@ -76,7 +76,7 @@ def test_teacher_reasoning_is_right_and_in_its_own_style():
     completion = textworld.teacher_completion([3, 7, 2, 5])
     assert completion == "<think> i compare 3 , 7 , 2 , 5 . the largest is 7 </think> <answer> 7 </answer>"
     assert textworld.score_task(completion, 7) == {"acc": 1.0, "fmt": 1.0}
-    assert jigsaw.follows_template(textworld.gt_completion(0))
+    assert template.follows(textworld.gt_completion(0))
 
 
 def test_every_word_is_in_the_vocabulary():

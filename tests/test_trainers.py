@@ -3,7 +3,7 @@ run in the finetuning tests and the notebook smoke tests)."""
 
 from transformers import TrainerCallback
 
-from jrft_utils import finetuning, jigsaw, pretraining, profiles, trainers
+from jrft_utils import finetuning, jigsaw, pretraining, profiles, template, trainers
 
 
 def test_the_kl_anchor_is_the_checkpoint_grpo_starts_from(tmp_path, monkeypatch):
@@ -20,7 +20,7 @@ def test_the_kl_anchor_is_the_checkpoint_grpo_starts_from(tmp_path, monkeypatch)
                 self.kl.append(logs["kl"])
 
     def length_reward(completions, **kwargs):
-        return [float(len(jigsaw.completion_to_text(c))) for c in completions]
+        return [float(len(template.to_text(c))) for c in completions]
 
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))
     config = profiles.resolve("smoke")

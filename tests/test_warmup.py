@@ -3,7 +3,7 @@ GRPO has room for the warm-up's completions."""
 
 import pytest
 
-from jrft_utils import finetuning, jigsaw, model, pretraining, profiles, warmup, world
+from jrft_utils import finetuning, jigsaw, model, pretraining, profiles, template, warmup, world
 
 
 def _rft(knobs: dict) -> profiles.Config:
@@ -19,7 +19,7 @@ def test_the_warm_up_corpus_teaches_the_format_with_true_or_random_answers_and_r
 
     def answers(corpus):
         texts = [row[0]["content"] for row in corpus["completion"]]
-        return [jigsaw.parse_answer(t, 4) for t in texts if jigsaw.follows_template(t) and "<answer> " in t]
+        return [jigsaw.parse_answer(t, 4) for t in texts if template.follows(t) and "<answer> " in t]
 
     truth = warmup.corpus(_rft({"cold_start_answers": "truth", "cold_start_replay": 0.0}), seed=0)
     assert [jigsaw.answer_text(a) for a in answers(truth)] == list(train["answer"])

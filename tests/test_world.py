@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jrft_utils import world
+from jrft_utils import template, world
 
 
 def _same(a, b):
@@ -56,7 +56,7 @@ def test_shape_traces_scan_the_scene_cell_by_cell():
             think = s["completion"].split("<think> ")[1].split(" </think>")[0]
             n = next(k for k in range(len(entries), 0, -1) if think.startswith(" ".join(entries[:k]) + " "))
             if cap == "grounding":
-                assert entries[n - 1].endswith(f"in cell {world.answer_text(s['completion'])} ."), s["completion"]
+                assert entries[n - 1].endswith(f"in cell {template.answer_text(s['completion'])} ."), s["completion"]
             if cap == "hallucination":
                 assert n == len(entries) or (s["target"] == "yes" and s["prompt"].endswith(
                     f"{entries[n - 1].split(' in cell')[0]} in the image ?")), s["completion"]
