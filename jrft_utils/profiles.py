@@ -290,7 +290,11 @@ def section(profile: str, name: str, **overrides: Any) -> dict[str, Any]:
     prof = get_profile(profile)
     if name not in prof:
         raise ProfileError(f"profile {profile!r} has no section {name!r}; sections: {sorted(prof)}")
-    values = prof[name]
+    return _applied(name, prof[name], overrides)
+
+
+def _applied(name: str, values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of section ``name`` with the non-``None`` ``overrides`` set, every knob checked."""
     for key, value in overrides.items():
         if value is not None:
             _check_type(name, key, value, values)
@@ -316,13 +320,7 @@ class Config:
 
     def with_knobs(self, name: str, **overrides: Any) -> Config:
         """A copy with ``overrides`` of section ``name`` applied (``None`` keeps a value) and checked."""
-        values = self[name]
-        for key, value in overrides.items():
-            if value is not None:
-                _check_type(name, key, value, values)
-                values[key] = value
-        _check_section(name, values)
-        return Config(self.profile, {**self.sections, name: values})
+        return Config(self.profile, {**self.sections, name: _applied(name, self[name], overrides)})
 
     @property
     def run_dir(self) -> Path:
