@@ -1,4 +1,8 @@
-"""The results contract: ``summary.json`` in the profile's figures folder (see ../shared/design.md).
+"""The results contract: ``summary.json`` in the profile's figures folder.
+
+Its keys: ``profile``, ``seeds``, ``grid``, ``wall_time_s``, ``machine``; ``methods`` (method key ->
+METHOD_METRICS and ``prior``, capability -> accuracy), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
+(:func:`jrft_utils.claims.evaluate`) and ``text``, the text-only validation's ``methods`` and ``corpora``.
 
 Notebooks record numbers here as they compute them; lists hold one value per seed, in the order of the
 summary's ``seeds`` (fixed by notebook 00 when a reproduction starts: the profile's ``run.seeds`` or the
@@ -13,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jrft_utils import profiles
+from jrft_utils import methods, profiles
 
-METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts", "sft_early_rollouts")
-CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
+METHODS = methods.keys()
+CORPORA = methods.corpora()
 METHOD_METRICS = ("jigsaw_acc", "jigsaw_hit", "steps", "train_time_s")
 CORPUS_METRICS = ("lbk", "direction", "nll_base")
 
@@ -129,9 +133,9 @@ def record_corpus(profile: str, corpus: str, seed: int, metrics: dict[str, float
     return _record(profile, ("corpora",), "corpus", "corpora", CORPORA, CORPUS_METRICS, corpus, seed, metrics, False)
 
 
-TEXT_METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
+TEXT_METHODS = methods.keys("text")
 TEXT_METHOD_METRICS = ("task_acc", "steps", "train_time_s")
-TEXT_CORPORA = ("gt", "teacher", "rft_rollouts")
+TEXT_CORPORA = methods.corpora("text")
 
 
 def record_text(profile: str, kind: str, name: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
-from jrft_utils import dynamics, evaluation, jigsaw, profiles, results, stages, textworld, training
+from jrft_utils import dynamics, evaluation, jigsaw, methods, profiles, results, stages, textworld, training
 from jrft_utils import model as model_factory
 
-METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
-CORPORA = ("gt", "teacher", "rft_rollouts")
-CORPUS_OF = {"sft_gt": "gt", "sft_teacher": "teacher", "sft_rft_rollouts": "rft_rollouts"}
+METHODS = methods.keys("text")
+CORPORA = methods.corpora("text")
+CORPUS_OF = methods.corpus_of("text")
 NOTEBOOK = "08_text_only"
 
 
