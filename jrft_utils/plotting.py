@@ -115,7 +115,7 @@ def plot_corpus_bars(frame: pd.DataFrame, metrics: list[str], labels: dict[str, 
     order = _corpus_order(frame["corpus"])
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         sns.barplot(data=frame, x="corpus", y=metric, order=order, hue="corpus", hue_order=order,
-                    palette=methods.palette(order), legend=False, errorbar="sd", ax=ax, alpha=0.7)
+                    palette=methods.palette(order), legend=False, errorbar="sd", ax=ax)
         sns.stripplot(data=frame, x="corpus", y=metric, order=order, color="black", size=4, ax=ax)
         ax.set(title=labels.get(metric, metric), xlabel="SFT corpus", ylabel=metric)
     fig.supxlabel("bar: mean ± 1 sd over seeds; dot: one seed", fontsize=9)
