@@ -1,48 +1,22 @@
-"""The paper's claims (../shared/paper-notes.md), each judged from ``summary.json`` alone.
+"""The paper's claims (listed in :data:`jrft_utils.paper.CLAIMS`), each judged from ``summary.json`` alone.
 
-Every ``ours`` string and every verdict is computed from the summary's numbers; the thresholds that turn
-numbers into ``yes`` / ``partial`` / ``no`` are named constants here, stated in notebook 07.
+One small function per claim, with the thresholds that turn its numbers into ``yes`` / ``partial`` /
+``no`` beside it (named constants, stated in notebook 07); :data:`JUDGES` registers them and
+:func:`evaluate` runs the registry. Every ``ours`` string and every verdict is computed from the
+summary's numbers; a claim whose numbers are missing is ``no`` with ``ours`` saying what was not run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from jrft_utils import paper
+from jrft_utils import methods, paper
 
-ZERO_SHOT_MAX = 0.05      # "cannot solve": base exact accuracy at most this
-LEARNED_MIN = 0.5         # "learnable": some method reaches at least this exact accuracy
-STEP_RATIO = 10.0         # claim 2: RFT needs >= this many times SFT's steps
-COLLAPSE_DROP = 0.20      # claim 3: a drop of mean prior accuracy of at least 20 points is a collapse
-SMALL_DROP = 0.03         # claim 4: "barely forgets" = within 3 points of base
-PARTIAL_DROP = 0.10       # ... within 10 points = partial
-
-CLAIMS = {
-    1: "The base model cannot solve jigsaw zero-shot; fine-tuning makes it learnable.",
-    2: "SFT learns the task in far fewer steps than RFT (>= 10x).",
-    3: "SFT on ground-truth answers forgets prior knowledge catastrophically.",
-    4: "RFT barely forgets.",
-    5: "Forgetting depends on the data: SFT-Non-Rea >> SFT-Rea-teacher > SFT-on-RFT-rollouts ~ RFT, while all "
-       "SFT variants reach high jigsaw accuracy.",
-    6: "Magnitude (LBK) ordering: Non-Rea > Rea-teacher > RFT rollouts.",
-    7: "Direction: RFT rollouts have the lowest perplexity under the base model.",
-    8: "Rollouts from an early RFT checkpoint already give low-forgetting SFT data.",
-    9: "(Camera-ready) the same ordering holds for a text-only model on math / science QA.",
-}
-
-PAPER = {
-    1: "0% zero-shot (Qwen2.5-VL, GPT-4o, 72B); 66-81% after fine-tuning",
-    2: "SFT-Non-Rea 400 steps vs RFT 27,360 steps (7B)",
-    3: "RefCOCO -57.2, POPE -69.9, MMMU 51.3 -> 22.4 (7B)",
-    4: "RefCOCO -0.6, POPE -0.2, MMStar +1.7 (7B)",
-    5: "RefCOCO -57.2 / -37.5 / -8.6 / -0.6 (Non-Rea / 4o / rollouts / RFT)",
-    6: "LBK Non-Rea > Rea-4o > Rea-GRPO-Rollout",
-    7: "rollouts low perplexity, GPT-4o reasoning high",
-    8: "1-epoch rollouts (<5% acc) paired with correct answers forget little",
-    9: "same ordering on Qwen2.5 text models",
-}
+Judge = Callable[[dict[str, Any]], tuple[str, str]]
+NOT_RUN = ("not run", "no")
 
 
 def _mean(values: list[float | None]) -> float:
@@ -57,8 +31,8 @@ def _sd(values: list[float | None]) -> float:
 
 def prior_drop(summary: dict[str, Any], method: str) -> float:
     """Mean over seeds of (base mean prior accuracy - ``method``'s), in accuracy units (0.2 = 20 points)."""
-    methods = summary["methods"]
-    return _mean(methods["base"]["prior"]["mean"]) - _mean(methods[method]["prior"]["mean"])
+    ran = summary["methods"]
+    return _mean(ran["base"]["prior"]["mean"]) - _mean(ran[method]["prior"]["mean"])
 
 
 def _pm(values: list[float | None], scale: float = 100.0, unit: str = "") -> str:
@@ -68,116 +42,175 @@ def _pm(values: list[float | None], scale: float = 100.0, unit: str = "") -> str
 def _drop_text(summary: dict[str, Any], method: str) -> str:
     base = _mean(summary["methods"]["base"]["prior"]["mean"])
     vals = [base - v for v in summary["methods"][method]["prior"]["mean"] if v is not None]
-    return f"{paper.METHOD_NAMES[method]} prior drop {_pm(vals, unit=' pts')}"
+    return f"{methods.name(method)} prior drop {_pm(vals, unit=' pts')}"
 
 
-def evaluate(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The claims list of the results contract, judged from ``summary``. A claim whose numbers are
-    missing is ``no`` with ``ours`` saying what was not run."""
-    methods, corpora = summary.get("methods", {}), summary.get("corpora", {})
-    out = []
+def _have(summary: dict[str, Any], *names: str) -> bool:
+    """Whether every method of ``names`` recorded a mean prior accuracy."""
+    ran = summary.get("methods", {})
+    return all(n in ran and ran[n]["prior"].get("mean") for n in names)
 
-    def add(i: int, ours: str, verdict: str) -> None:
-        out.append({"id": i, "text": CLAIMS[i], "paper": PAPER[i], "ours": ours, "reproduced": verdict})
 
-    def have(*names: str) -> bool:
-        return all(n in methods and methods[n]["prior"].get("mean") for n in names)
+ZERO_SHOT_MAX = 0.05      # "cannot solve": base exact accuracy at most this
+LEARNED_MIN = 0.5         # "learnable": some method reaches at least this exact accuracy
 
-    # 1
-    if have("base") and methods["base"].get("jigsaw_acc") and len(methods) > 1:
-        base = _mean(methods["base"]["jigsaw_acc"])
-        best_name = max((m for m in methods if m != "base"), key=lambda m: _mean(methods[m]["jigsaw_acc"]))
-        best = _mean(methods[best_name]["jigsaw_acc"])
-        ok = (base <= ZERO_SHOT_MAX) + (best >= LEARNED_MIN)
-        add(1, f"base {base * 100:.1f}% exact; best after fine-tuning {best * 100:.1f}% ({paper.METHOD_NAMES[best_name]})",
+
+def zero_shot_then_learnable(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 1: the base solves at most ZERO_SHOT_MAX, the best fine-tuned method at least LEARNED_MIN
+    (``partial``: one of the two)."""
+    ran = summary.get("methods", {})
+    if not (_have(summary, "base") and ran["base"].get("jigsaw_acc") and len(ran) > 1):
+        return NOT_RUN
+    base = _mean(ran["base"]["jigsaw_acc"])
+    best_name = max((m for m in ran if m != "base"), key=lambda m: _mean(ran[m]["jigsaw_acc"]))
+    best = _mean(ran[best_name]["jigsaw_acc"])
+    ok = (base <= ZERO_SHOT_MAX) + (best >= LEARNED_MIN)
+    return (f"base {base * 100:.1f}% exact; best after fine-tuning {best * 100:.1f}% ({methods.name(best_name)})",
             ["no", "partial", "yes"][ok])
-    else:
-        add(1, "not run", "no")
-    # 2
-    if have("sft_gt", "rft"):
-        s_steps, r_steps = _mean(methods["sft_gt"]["steps"]), _mean(methods["rft"]["steps"])
-        s_acc, r_acc = _mean(methods["sft_gt"]["jigsaw_acc"]), _mean(methods["rft"]["jigsaw_acc"])
-        ratio = r_steps / s_steps
-        verdict = "yes" if s_acc >= r_acc and ratio >= STEP_RATIO else "partial" if s_acc >= r_acc else "no"
-        add(2, f"SFT {s_acc * 100:.1f}% in {s_steps:.0f} steps; RFT {r_acc * 100:.1f}% in {r_steps:.0f} steps "
-               f"({ratio:.1f}x the steps)", verdict)
-    else:
-        add(2, "not run", "no")
-    # 3, 4
-    if have("base", "sft_gt"):
-        d = prior_drop(summary, "sft_gt")
-        add(3, _drop_text(summary, "sft_gt"), "yes" if d >= COLLAPSE_DROP else "partial" if d >= PARTIAL_DROP else "no")
-    else:
-        add(3, "not run", "no")
-    if have("base", "rft"):
-        d = prior_drop(summary, "rft")
-        verdict = "yes" if d <= SMALL_DROP else "partial" if d <= PARTIAL_DROP else "no"
-        gain = _mean(methods["rft"]["jigsaw_acc"]) - _mean(methods["base"].get("jigsaw_acc") or [0.0])
-        ours = _drop_text(summary, "rft")
-        if gain < ZERO_SHOT_MAX:  # keeping what it knew while learning nothing is not the paper's claim
-            verdict = "partial" if verdict == "yes" else verdict
-            ours += f"; but RFT learned no jigsaw ({gain * 100:+.1f} pts exact over the base)"
-        add(4, ours, verdict)
-    else:
-        add(4, "not run", "no")
-    # 5
-    order = ("sft_gt", "sft_teacher", "sft_rft_rollouts")
-    if have("base", *order):
-        drops = [prior_drop(summary, m) for m in order]
-        accs = [_mean(methods[m]["jigsaw_acc"]) for m in order]
-        strict = drops[0] > drops[1] > drops[2]
-        verdict = "yes" if strict and min(accs) >= LEARNED_MIN else "partial" if drops[0] > drops[2] else "no"
-        add(5, "; ".join(_drop_text(summary, m) for m in order)
+
+
+STEP_RATIO = 10.0         # RFT needs >= this many times SFT's steps
+
+
+def sft_learns_in_fewer_steps(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 2: SFT on answers is at least as accurate as RFT, in STEP_RATIO times fewer steps
+    (``partial``: as accurate in fewer than that)."""
+    if not _have(summary, "sft_gt", "rft"):
+        return NOT_RUN
+    ran = summary["methods"]
+    s_steps, r_steps = _mean(ran["sft_gt"]["steps"]), _mean(ran["rft"]["steps"])
+    s_acc, r_acc = _mean(ran["sft_gt"]["jigsaw_acc"]), _mean(ran["rft"]["jigsaw_acc"])
+    ratio = r_steps / s_steps
+    verdict = "yes" if s_acc >= r_acc and ratio >= STEP_RATIO else "partial" if s_acc >= r_acc else "no"
+    return (f"SFT {s_acc * 100:.1f}% in {s_steps:.0f} steps; RFT {r_acc * 100:.1f}% in {r_steps:.0f} steps "
+            f"({ratio:.1f}x the steps)", verdict)
+
+
+COLLAPSE_DROP = 0.20      # a drop of mean prior accuracy of at least 20 points is a collapse
+PARTIAL_DROP = 0.10       # within 10 points: partial (claims 3 and 4)
+
+
+def sft_forgets(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 3: SFT on answers drops the mean prior accuracy by COLLAPSE_DROP (``partial``: PARTIAL_DROP)."""
+    if not _have(summary, "base", "sft_gt"):
+        return NOT_RUN
+    d = prior_drop(summary, "sft_gt")
+    return _drop_text(summary, "sft_gt"), "yes" if d >= COLLAPSE_DROP else "partial" if d >= PARTIAL_DROP else "no"
+
+
+SMALL_DROP = 0.03         # "barely forgets" = within 3 points of base
+
+
+def rft_barely_forgets(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 4: RFT drops the mean prior accuracy by at most SMALL_DROP (``partial``: PARTIAL_DROP), and
+    only while it learns the jigsaw (ZERO_SHOT_MAX over the base; else at most ``partial``)."""
+    if not _have(summary, "base", "rft"):
+        return NOT_RUN
+    ran = summary["methods"]
+    d = prior_drop(summary, "rft")
+    verdict = "yes" if d <= SMALL_DROP else "partial" if d <= PARTIAL_DROP else "no"
+    gain = _mean(ran["rft"]["jigsaw_acc"]) - _mean(ran["base"].get("jigsaw_acc") or [0.0])
+    ours = _drop_text(summary, "rft")
+    if gain < ZERO_SHOT_MAX:  # keeping what it knew while learning nothing is not the paper's claim
+        verdict = "partial" if verdict == "yes" else verdict
+        ours += f"; but RFT learned no jigsaw ({gain * 100:+.1f} pts exact over the base)"
+    return ours, verdict
+
+
+FORGETTING_ORDER = ("sft_gt", "sft_teacher", "sft_rft_rollouts")  # most to least forgetting, as the paper
+LBK_ORDER = tuple(methods.corpus_of()[m] for m in FORGETTING_ORDER)  # their corpora, in the same order
+
+
+def forgetting_follows_the_data(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 5: the SFT methods' prior drops order strictly as FORGETTING_ORDER while each reaches
+    LEARNED_MIN (``partial``: the first drops more than the last)."""
+    if not _have(summary, "base", *FORGETTING_ORDER):
+        return NOT_RUN
+    drops = [prior_drop(summary, m) for m in FORGETTING_ORDER]
+    accs = [_mean(summary["methods"][m]["jigsaw_acc"]) for m in FORGETTING_ORDER]
+    strict = drops[0] > drops[1] > drops[2]
+    verdict = "yes" if strict and min(accs) >= LEARNED_MIN else "partial" if drops[0] > drops[2] else "no"
+    return ("; ".join(_drop_text(summary, m) for m in FORGETTING_ORDER)
             + f"; jigsaw {', '.join(f'{a * 100:.0f}%' for a in accs)}", verdict)
-    else:
-        add(5, "not run", "no")
-    # 6, 7
-    names = ("gt", "teacher", "rft_rollouts")
-    if all(n in corpora and corpora[n].get("lbk") for n in names):
-        lbk = [_mean(corpora[n]["lbk"]) for n in names]
-        verdict = "yes" if lbk[0] > lbk[1] > lbk[2] else "partial" if lbk[0] > lbk[2] else "no"
-        add(6, "LBK " + " / ".join(f"{n} {v:.3g}" for n, v in zip(names, lbk)), verdict)
-    else:
-        add(6, "not run", "no")
-    if "rft_rollouts" in corpora and all(c.get("nll_base") for c in corpora.values()):
-        nll = {n: _mean(c["nll_base"]) for n, c in corpora.items()}
-        lowest = min(nll, key=nll.get)
-        add(7, "NLL/token under base " + " / ".join(f"{n} {v:.3g}" for n, v in nll.items()),
+
+
+def lbk_ordering(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 6: the corpora's LBK orders strictly as LBK_ORDER (``partial``: first above last)."""
+    corpora = summary.get("corpora", {})
+    if not all(n in corpora and corpora[n].get("lbk") for n in LBK_ORDER):
+        return NOT_RUN
+    lbk = [_mean(corpora[n]["lbk"]) for n in LBK_ORDER]
+    verdict = "yes" if lbk[0] > lbk[1] > lbk[2] else "partial" if lbk[0] > lbk[2] else "no"
+    return "LBK " + " / ".join(f"{n} {v:.3g}" for n, v in zip(LBK_ORDER, lbk)), verdict
+
+
+def rollouts_most_likely(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 7: the RFT rollouts have the lowest NLL per token under the base of all corpora
+    (``partial``: lower than the teacher's)."""
+    corpora = summary.get("corpora", {})
+    if not ("rft_rollouts" in corpora and all(c.get("nll_base") for c in corpora.values())):
+        return NOT_RUN
+    nll = {n: _mean(c["nll_base"]) for n, c in corpora.items()}
+    lowest = min(nll, key=nll.get)
+    return ("NLL/token under base " + " / ".join(f"{n} {v:.3g}" for n, v in nll.items()),
             "yes" if lowest == "rft_rollouts" else "partial" if nll["rft_rollouts"] < nll.get("teacher", np.inf) else "no")
-    else:
-        add(7, "not run", "no")
-    # 8
-    if have("base", "sft_gt", "sft_early_rollouts"):
-        d_early, d_gt = prior_drop(summary, "sft_early_rollouts"), prior_drop(summary, "sft_gt")
-        verdict = "yes" if d_early <= d_gt / 2 else "partial" if d_early < d_gt else "no"
-        add(8, _drop_text(summary, "sft_early_rollouts") + "; " + _drop_text(summary, "sft_gt"), verdict)
-    else:
-        add(8, "not run", "no")
-    # 9
-    add(9, *_text_claim(summary.get("text", {})))
-    return out
 
 
-def _text_claim(text: dict[str, Any]) -> tuple[str, str]:
+EARLY_SHARE = 0.5         # early rollouts forget little: at most this share of SFT-Non-Rea's drop
+
+
+def early_rollouts_forget_little(summary: dict[str, Any]) -> tuple[str, str]:
+    """Claim 8: SFT on early rollouts drops at most EARLY_SHARE of SFT-Non-Rea's drop (``partial``: less)."""
+    if not _have(summary, "base", "sft_gt", "sft_early_rollouts"):
+        return NOT_RUN
+    d_early, d_gt = prior_drop(summary, "sft_early_rollouts"), prior_drop(summary, "sft_gt")
+    verdict = "yes" if d_early <= d_gt * EARLY_SHARE else "partial" if d_early < d_gt else "no"
+    return _drop_text(summary, "sft_early_rollouts") + "; " + _drop_text(summary, "sft_gt"), verdict
+
+
+def text_setting_agrees(summary: dict[str, Any]) -> tuple[str, str]:
     """Claim 9 from the summary's ``text`` section (notebook 08), with the vision claims' orderings:
-    ``yes`` when RFT forgets less than SFT on answers, the SFT drops order gt > teacher > rft_rollouts
-    (claim 5), LBK orders the same way (claim 6) and the RFT rollouts have the lowest NLL under the base
+    ``yes`` when RFT forgets less than SFT on answers, the SFT drops order as FORGETTING_ORDER (claim 5),
+    LBK orders as LBK_ORDER (claim 6) and the RFT rollouts have the lowest NLL under the base
     (claim 7); ``partial`` when RFT and SFT on its rollouts both forget less than SFT on answers."""
-    methods, corpora = text.get("methods", {}), text.get("corpora", {})
-    needed = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
-    if not all(m in methods and methods[m].get("prior", {}).get("mean") for m in needed):
+    text = summary.get("text", {})
+    ran, corpora = text.get("methods", {}), text.get("corpora", {})
+    needed = methods.keys("text")
+    if not all(m in ran and ran[m].get("prior", {}).get("mean") for m in needed):
         return "not run (notebook 08)", "no"
-    base = _mean(methods["base"]["prior"]["mean"])
-    drops = {m: base - _mean(methods[m]["prior"]["mean"]) for m in needed[1:]}
+    base = _mean(ran["base"]["prior"]["mean"])
+    drops = {m: base - _mean(ran[m]["prior"]["mean"]) for m in needed[1:]}
     nll = {n: _mean(c["nll_base"]) for n, c in corpora.items() if c.get("nll_base")}
     lbk = {n: _mean(c["lbk"]) for n, c in corpora.items() if c.get("lbk")}
-    ours = ("prior drop (pts) " + " / ".join(f"{paper.METHOD_NAMES[m]} {d * 100:.1f}" for m, d in drops.items())
-            + "; task exact " + " / ".join(f"{_mean(methods[m]['task_acc']) * 100:.0f}%" for m in needed[1:])
+    ours = ("prior drop (pts) " + " / ".join(f"{methods.name(m)} {d * 100:.1f}" for m, d in drops.items())
+            + "; task exact " + " / ".join(f"{_mean(ran[m]['task_acc']) * 100:.0f}%" for m in needed[1:])
             + ("; LBK " + " / ".join(f"{n} {v:.3g}" for n, v in lbk.items()) if lbk else "")
             + ("; NLL/token " + " / ".join(f"{n} {v:.3g}" for n, v in nll.items()) if nll else ""))
     rft_less = drops["rft"] < drops["sft_gt"] and drops["sft_rft_rollouts"] < drops["sft_gt"]
     ordered = drops["sft_gt"] > drops["sft_teacher"] > drops["sft_rft_rollouts"]
-    names = ("gt", "teacher", "rft_rollouts")
-    lbk_ordered = all(n in lbk for n in names) and lbk["gt"] > lbk["teacher"] > lbk["rft_rollouts"]
+    lbk_ordered = all(n in lbk for n in LBK_ORDER) and lbk["gt"] > lbk["teacher"] > lbk["rft_rollouts"]
     lowest = bool(nll) and min(nll, key=nll.get) == "rft_rollouts"
     return ours, "yes" if rft_less and ordered and lbk_ordered and lowest else "partial" if rft_less else "no"
+
+
+JUDGES: dict[int, Judge] = {
+    1: zero_shot_then_learnable,
+    2: sft_learns_in_fewer_steps,
+    3: sft_forgets,
+    4: rft_barely_forgets,
+    5: forgetting_follows_the_data,
+    6: lbk_ordering,
+    7: rollouts_most_likely,
+    8: early_rollouts_forget_little,
+    9: text_setting_agrees,
+}
+
+
+def evaluate(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The claims list of the results contract: every claim of :data:`JUDGES`, judged from ``summary``."""
+    out = []
+    for i, judge in JUDGES.items():
+        ours, verdict = judge(summary)
+        out.append({"id": i, "text": paper.CLAIMS[i], "paper": paper.CLAIM_NUMBERS[i], "ours": ours,
+                    "reproduced": verdict})
+    return out

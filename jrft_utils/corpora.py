@@ -21,11 +21,11 @@ import re
 import shutil
 from typing import Any
 
-from jrft_utils import finetuning, generation, jigsaw, stages, teacher
+from jrft_utils import finetuning, generation, jigsaw, methods, stages, teacher
 from jrft_utils import model as model_factory
 from jrft_utils.profiles import Config
 
-CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
+CORPORA = methods.corpora()
 
 
 class EmptyCorpusError(RuntimeError):

@@ -94,31 +94,6 @@ def evaluate_prior(model, processor, test_sets: dict[str, list[dict[str, Any]]],
     return result
 
 
-def plot_prior(results: dict[str, dict[str, float]], threshold: float | None = 0.7, title: str | None = None):
-    """Grouped bars of accuracy per capability (and the mean) for one or more models
-    (``{label: evaluate_prior result}``), with an optional dashed threshold line."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    caps = [*world.CAPABILITIES, "mean"]
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    width = 0.8 / len(results)
-    for i, (label, res) in enumerate(results.items()):
-        xs = np.arange(len(caps)) + (i - (len(results) - 1) / 2) * width
-        vals = [res[c] for c in caps]
-        bars = ax.bar(xs, vals, width, label=label)
-        ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    if threshold is not None:
-        ax.axhline(threshold, ls="--", c="grey", lw=1, label=f"threshold {threshold:.2f}")
-    ax.set_xticks(range(len(caps)), caps)
-    ax.set_ylim(0, 1.08)
-    ax.set_ylabel("held-out accuracy")
-    ax.set_xlabel("capability (benchmark it stands for)")
-    ax.set_title(title or "Prior knowledge per capability")
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
-
-
 def zero_shot_jigsaw_probe(model, processor, rows: int, cols: int, n: int = 64, seed: int = 0,
                            batch_size: int = 64, max_new_tokens: int = 24, image_size: int = 84) -> dict[str, Any]:
     """Ask a model the jigsaw question on ``n`` tile-shuffled photo scenes (positions and tiles row-major;

@@ -8,7 +8,6 @@ import io
 from typing import Any, Sequence
 
 import ipywidgets as widgets
-import numpy as np
 from PIL import Image, ImageDraw
 
 from jrft_utils import jigsaw
@@ -108,62 +107,3 @@ def jigsaw_explorer(n: int = 20, rows: int = 2, cols: int = 2, split: str = "tes
     """An explorer over ``n`` puzzles of ``split``; ``generator`` passes knobs of
     :func:`jrft_utils.jigsaw.generate_puzzles` (image_size, photo_fraction, ...)."""
     return JigsawExplorer(n=n, rows=rows, cols=cols, split=split, seed=seed, **generator)
-
-
-# ---------------------------------------------------------------------------------------------- figures
-
-
-def _grid_axes(ax, image: Image.Image, rows: int, cols: int, labels: Sequence[str], title: str) -> None:
-    ax.imshow(image)
-    h, w = image.height, image.width
-    for r in range(1, rows):
-        ax.axhline(r * h / rows - 0.5, color="white", lw=2)
-    for c in range(1, cols):
-        ax.axvline(c * w / cols - 0.5, color="white", lw=2)
-    for k, text in enumerate(labels):
-        r, c = divmod(k, cols)
-        ax.text((c + 0.5) * w / cols, (r + 0.5) * h / rows, text, ha="center", va="center", fontsize=11,
-                color="white", bbox={"boxstyle": "round", "facecolor": "black", "alpha": 0.6})
-    ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
-
-
-def convention_figure(puzzle: jigsaw.Puzzle):
-    """The answer convention in one picture: the original image with each tile's index, the shuffled
-    image with each position labelled by the original index of the tile it shows, and the answer."""
-    import matplotlib.pyplot as plt
-
-    n = puzzle.rows * puzzle.cols
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 1, 1]})
-    _grid_axes(axes[0], puzzle.original, puzzle.rows, puzzle.cols, [f"tile {q}" for q in range(n)],
-               "original: tile index q (row-major)")
-    _grid_axes(axes[1], puzzle.image, puzzle.rows, puzzle.cols,
-               [f"pos {p}\n= tile {q}" for p, q in enumerate(puzzle.answer)],
-               "shuffled: position p shows tile answer[p]")
-    axes[2].axis("off")
-    lines = [f"answer = \"{puzzle.answer_text}\"", ""]
-    lines += [f"position {p} <- tile {q}" for p, q in enumerate(puzzle.answer)]
-    lines += ["", "unshuffle: put the tile at", "position p back at answer[p]"]
-    axes[2].text(0.02, 0.98, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=10,
-                 transform=axes[2].transAxes)
-    axes[2].set_title(f"{puzzle.rows} x {puzzle.cols} puzzle from {puzzle.source}", fontsize=10)
-    return fig
-
-
-def gallery_figure(puzzles_by_split: dict[str, Sequence[jigsaw.Puzzle]], per_split: int = 6):
-    """A grid of shuffled puzzles, one row per split, each titled with its source and answer."""
-    import matplotlib.pyplot as plt
-
-    splits = list(puzzles_by_split)
-    fig, axes = plt.subplots(len(splits), per_split, figsize=(1.9 * per_split, 2.2 * len(splits)), squeeze=False)
-    for i, split in enumerate(splits):
-        for j in range(per_split):
-            ax = axes[i, j]
-            ax.axis("off")
-            if j < len(puzzles_by_split[split]):
-                p = puzzles_by_split[split][j]
-                ax.imshow(p.image)
-                ax.set_title(f"{split}: {p.source}\n{p.answer_text}", fontsize=8)
-    return fig

@@ -1,14 +1,21 @@
-"""Figures: one style for every notebook, saved as PNG and SVG into the profile's figures folder."""
+"""Figures: every plotting function of the package, in one style, saved as PNG and SVG into the profile's
+figures folder. A method (or the SFT corpus it trains on) has the same colour in every figure: the
+registry's (:func:`jrft_utils.methods.colour`)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
+from matplotlib.patches import Patch
+from PIL import Image
 
-from jrft_utils import paper
+from jrft_utils import jigsaw, methods, world
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 
@@ -23,13 +30,11 @@ def save_figure(fig: plt.Figure, name: str, out: Path) -> Path:
     return png
 
 
-def curves_frame(runs: dict[str, list[dict]], **labels: str) -> "pd.DataFrame":
+def curves_frame(runs: dict[str, list[dict]], **labels: str) -> pd.DataFrame:
     """Curve points (as :class:`jrft_utils.training.CurveCallback` writes them) of several runs as one
     long table: one row per (run, step, metric). ``runs`` maps a run label (e.g. ``"seed 0"``) to its
     points; ``labels`` become constant columns (e.g. ``method="SFT"``). Points of the text-only
     experiment (``task_acc``) give a "task exact" metric instead of the jigsaw ones."""
-    import pandas as pd
-
     rows = []
     for run, points in runs.items():
         for p in points:
@@ -40,30 +45,34 @@ def curves_frame(runs: dict[str, list[dict]], **labels: str) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def plot_curves(frame, metrics: list[str], hue: str = "method", title: str = "", col_wrap: int = 3):
-    """One panel per metric: value against training step, mean over runs with a +-1 sd band."""
+def plot_curves(frame: pd.DataFrame, metrics: list[str], hue: str = "method", title: str = "",
+                col_wrap: int = 3) -> plt.Figure:
+    """One panel per metric: value against training step, mean over runs (seeds) with a +-1 sd band.
+    ``hue`` is a column of methods (display names or keys) or corpora, coloured as the registry says."""
     data = frame[frame["metric"].isin(metrics)]
     grid = sns.relplot(data=data, x="step", y="value", hue=hue, col="metric", col_order=metrics, kind="line",
                        errorbar="sd", marker="o", col_wrap=min(col_wrap, len(metrics)), height=2.8,
-                       aspect=1.2, facet_kws={"sharex": False, "sharey": True})
+                       aspect=1.2, facet_kws={"sharex": False, "sharey": True}, palette=methods.palette(data[hue]))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("training step", "accuracy (held-out)")
     grid.set(ylim=(-0.03, 1.03))
     # the legend in one row under the panels: on the right, seaborn's legend overlapped the last panel
-    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=data[hue].nunique(), frameon=False)
+    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=data[hue].nunique(), frameon=False,
+                    title=f"{hue} (line: mean, band: ± 1 sd over seeds)")
     grid.tight_layout()
     if title:
         grid.figure.suptitle(title, y=1.03)
     return grid.figure
 
 
-def plot_frontier(frame, base_prior: float, title: str = "Forgetting frontier",
-                  xlabel: str = "jigsaw exact accuracy (held-out)"):
+def plot_frontier(frame: pd.DataFrame, base_prior: float, title: str = "Forgetting frontier",
+                  xlabel: str = "jigsaw exact accuracy (held-out)") -> plt.Figure:
     """Prior-knowledge retention (final mean prior accuracy / the base's) against final jigsaw exact
     accuracy, one point per run, marker per learning rate, colour per method."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     data = frame.assign(retention=frame["prior_mean"] / base_prior)
-    sns.scatterplot(data=data, x="task_acc", y="retention", hue="method", style="learning rate", s=90, ax=ax)
+    sns.scatterplot(data=data, x="task_acc", y="retention", hue="method", style="learning rate", s=90, ax=ax,
+                    palette=methods.palette(data["method"]))
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="base")
     ax.set(xlabel=xlabel, ylabel="prior knowledge retained (fraction of base)",
            title=title, xlim=(-0.03, 1.03))
@@ -71,7 +80,7 @@ def plot_frontier(frame, base_prior: float, title: str = "Forgetting frontier",
     return fig
 
 
-def plot_rollout_rewards(rollouts, title: str = "RFT rollouts"):
+def plot_rollout_rewards(rollouts: pd.DataFrame, title: str = "RFT rollouts") -> plt.Figure:
     """Mean reward of the logged rollouts per training step, one line per reward function."""
     columns = [c for c in rollouts.columns if c.endswith("_reward")]
     long = rollouts.groupby("step")[columns].mean().reset_index().melt("step", var_name="reward", value_name="mean")
@@ -81,10 +90,12 @@ def plot_rollout_rewards(rollouts, title: str = "RFT rollouts"):
     return fig
 
 
-CORPUS_ORDER = ["gt", "teacher", "rft_rollouts", "early_rollouts"]
+def _corpus_order(corpora: pd.Series) -> list[str]:
+    """The registry's corpora present in ``corpora``, in registry order."""
+    return [c for c in methods.corpora() if c in set(corpora)]
 
 
-def plot_first_order(check):
+def plot_first_order(check: pd.DataFrame) -> plt.Figure:
     """Measured against first-order-predicted change of log-probability, one colour per step size."""
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     data = check.assign(step=check["lr"].map(lambda v: f"lr {v:g}"))
@@ -97,27 +108,30 @@ def plot_first_order(check):
     return fig
 
 
-def plot_corpus_bars(frame, metrics: list[str], labels: dict[str, str]):
+def plot_corpus_bars(frame: pd.DataFrame, metrics: list[str], labels: dict[str, str]) -> plt.Figure:
     """One panel per metric: mean over seeds per corpus with +-1 sd error bars and the seeds as dots."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8))
+    order = _corpus_order(frame["corpus"])
     for ax, metric in zip(np.atleast_1d(axes), metrics):
-        order = [c for c in CORPUS_ORDER if c in set(frame["corpus"])]
-        sns.barplot(data=frame, x="corpus", y=metric, order=order, errorbar="sd", ax=ax, alpha=0.7)
+        sns.barplot(data=frame, x="corpus", y=metric, order=order, hue="corpus", hue_order=order,
+                    palette=methods.palette(order), legend=False, errorbar="sd", ax=ax)
         sns.stripplot(data=frame, x="corpus", y=metric, order=order, color="black", size=4, ax=ax)
         ax.set(title=labels.get(metric, metric), xlabel="SFT corpus", ylabel=metric)
+    fig.supxlabel("bar: mean ± 1 sd over seeds; dot: one seed", fontsize=9)
     return fig
 
 
-def plot_over_steps(frame, metric: str, title: str, ylabel: str):
+def plot_over_steps(frame: pd.DataFrame, metric: str, title: str, ylabel: str) -> plt.Figure:
     """``metric`` against training step, one line per corpus."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    sns.lineplot(data=frame, x="step", y=metric, hue="corpus", hue_order=[c for c in CORPUS_ORDER if c in set(frame["corpus"])],
+    order = _corpus_order(frame["corpus"])
+    sns.lineplot(data=frame, x="step", y=metric, hue="corpus", hue_order=order, palette=methods.palette(order),
                  marker="o", ax=ax)
     ax.set(xlabel="fine-tuning step", ylabel=ylabel, title=title)
     return fig
 
 
-def plot_symmetry(sym: dict):
+def plot_symmetry(sym: dict[str, np.ndarray]) -> plt.Figure:
     """Measured Δ log π(x_v | step on x_u) against Δ log π(x_u | step on x_v), one point per pair."""
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ax.scatter(sym["v_given_u"], sym["u_given_v"], s=40)
@@ -128,40 +142,174 @@ def plot_symmetry(sym: dict):
     return fig
 
 
-def plot_nll_distributions(tokens):
+def plot_nll_distributions(tokens: pd.DataFrame) -> plt.Figure:
     """Distribution of per-token NLL under the base model, one box per corpus (log scale)."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    order = [c for c in CORPUS_ORDER if c in set(tokens["corpus"])]
+    order = _corpus_order(tokens["corpus"])
     sns.boxplot(data=tokens.assign(nll=tokens["token NLL"] + 1e-4), x="corpus", y="nll", order=order, ax=ax,
-                showfliers=False)
+                hue="corpus", hue_order=order, palette=methods.palette(order), legend=False, showfliers=False)
     ax.set(yscale="log", xlabel="SFT corpus", ylabel="per-token NLL under the base (nats, log scale)",
            title="How likely each corpus is under the base model")
     return fig
 
 
-def plot_forgetting_vs(points, xs: list[str]):
+def plot_forgetting_vs(points: pd.DataFrame, xs: list[str]) -> plt.Figure:
     """Change of mean prior accuracy (one point per corpus and seed) against each column of ``xs``."""
     fig, axes = plt.subplots(1, len(xs), figsize=(5 * len(xs), 4), sharey=True)
-    order = [c for c in CORPUS_ORDER if c in set(points["corpus"])]
+    order = _corpus_order(points["corpus"])
     for ax, x in zip(np.atleast_1d(axes), xs):
-        sns.scatterplot(data=points, x=x, y="prior change", hue="corpus", hue_order=order, s=70, ax=ax)
+        sns.scatterplot(data=points, x=x, y="prior change", hue="corpus", hue_order=order,
+                        palette=methods.palette(order), s=70, ax=ax)
         ax.axhline(0, color="grey", lw=1, ls="--")
         ax.set(xlabel=x, ylabel="change of mean prior accuracy", title=f"Forgetting against {x}")
     return fig
 
 
-def plot_main(summary: dict):
-    """The paper's story in one figure: per method, held-out jigsaw exact accuracy and mean prior-knowledge
-    accuracy (mean over seeds, +-1 sd error bars), from ``summary.json``."""
-    import pandas as pd
+MAIN_METRICS = {"jigsaw exact": "", "prior knowledge (mean)": "//"}  # metric -> its bars' hatch
 
-    rows = [{"method": paper.METHOD_NAMES[m], "seed": s, "metric": metric, "accuracy": v}
+
+def plot_main(summary: dict[str, Any]) -> plt.Figure:
+    """The paper's story in one figure: per method, held-out jigsaw exact accuracy (plain bars) and mean
+    prior-knowledge accuracy (hatched), mean over seeds with +-1 sd error bars, from ``summary.json``.
+    A bar has its method's colour; the hatch tells the metric."""
+    rows = [{"method": methods.name(m), "seed": s, "metric": metric, "accuracy": v}
             for m, e in summary["methods"].items()
             for metric, values in (("jigsaw exact", e.get("jigsaw_acc", [])), ("prior knowledge (mean)", e["prior"].get("mean", [])))
             for s, v in zip(summary["seeds"], values) if v is not None]
+    frame = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(10, 4.2))
-    sns.barplot(data=pd.DataFrame(rows), x="method", y="accuracy", hue="metric", errorbar="sd", ax=ax)
+    sns.barplot(data=frame, x="method", y="accuracy", hue="metric", hue_order=list(MAIN_METRICS), errorbar="sd", ax=ax)
+    names = list(dict.fromkeys(frame["method"]))  # the x categories, at x = 0, 1, ...
+    for container, hatch in zip(ax.containers, MAIN_METRICS.values()):
+        for bar in container:
+            bar.set(facecolor=methods.colour(names[round(bar.get_x() + bar.get_width() / 2)]), hatch=hatch,
+                    edgecolor="white")
+    ax.legend(handles=[Patch(facecolor="grey", edgecolor="white", hatch=h, label=m) for m, h in MAIN_METRICS.items()],
+              title="bar: mean ± 1 sd over seeds", loc="upper center", ncol=2, fontsize=8)
     ax.set(ylim=(0, 1.05), xlabel="", ylabel="held-out accuracy",
            title=f"New task learned vs prior knowledge kept ({summary['profile']} profile, {len(summary['seeds'])} seeds)")
     ax.tick_params(axis="x", labelrotation=15)
+    return fig
+
+
+# ------------------------------------------------------------------------------- the base model (00, 08)
+
+
+def plot_prior(results: dict[str, dict[str, float]], threshold: float | None = 0.7, title: str | None = None) -> plt.Figure:
+    """Grouped bars of accuracy per capability (and the mean) for one or more methods
+    (``{method key or display name: evaluate_prior result}``), with an optional dashed threshold line."""
+    caps = [*world.CAPABILITIES, "mean"]
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    width = 0.8 / len(results)
+    for i, (label, res) in enumerate(results.items()):
+        xs = np.arange(len(caps)) + (i - (len(results) - 1) / 2) * width
+        vals = [res[c] for c in caps]
+        bars = ax.bar(xs, vals, width, label=label, color=methods.colour(label))
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    if threshold is not None:
+        ax.axhline(threshold, ls="--", c="grey", lw=1, label=f"threshold {threshold:.2f}")
+    ax.set_xticks(range(len(caps)), caps)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_xlabel("capability (benchmark it stands for)")
+    ax.set_title(title or "Prior knowledge per capability")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_loss(log: list[dict[str, float]], vision_log: list[dict[str, float]] | None = None,
+              title: str = "Pretraining of the base model") -> plt.Figure:
+    """Left (if ``vision_log``): the vision stage's loss and patch accuracy. Right: the SFT stage's loss
+    (completion tokens only, log scale) and next-token accuracy against step."""
+    panels = [("vision stage: what each image token's cell holds", vision_log, "patch_accuracy",
+               "patch classification accuracy")] if vision_log else []
+    panels.append(("SFT stage on the world's questions", log, "token_accuracy", "next-token accuracy"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.8), squeeze=False)
+    for ax, (name, rows, acc_key, acc_label) in zip(axes[0], panels):
+        steps = [r["step"] for r in rows]
+        ax.plot(steps, [r["loss"] for r in rows], marker=".", label="loss")
+        ax.set_yscale("log")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("cross-entropy (nats, log scale)")
+        ax2 = ax.twinx()
+        ax2.plot(steps, [r[acc_key] for r in rows], c="C1", marker=".", label=acc_label)
+        ax2.set_ylabel(acc_label)
+        ax2.set_ylim(0, 1)
+        ax2.grid(False)
+        wall = f" ({rows[-1]['time_s'] / 60:.1f} min)" if rows else ""
+        ax.set_title(name + wall, fontsize=10)
+        lines = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
+        ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], loc="center right", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_examples(samples: list[dict[str, Any]], ncols: int | None = None) -> plt.Figure:
+    """A figure of world samples: each image with its prompt (title) and reference completion (below)."""
+    ncols = ncols or len(samples)
+    nrows = -(-len(samples) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 4.5 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, samples):
+        ax.imshow(s["image"])
+        ax.set_title(f"{s['capability']}\n" + textwrap.fill(s["prompt"], 32), fontsize=9)
+        ax.text(0.5, -0.04, textwrap.fill(s["completion"], 38), transform=ax.transAxes, ha="center",
+                va="top", fontsize=7.5, family="monospace")
+    return fig
+
+
+# ------------------------------------------------------------------------------------ jigsaw puzzles (01)
+
+
+def _grid_axes(ax: plt.Axes, image: Image.Image, rows: int, cols: int, labels: Sequence[str], title: str) -> None:
+    """Show ``image`` on ``ax`` with its tile grid drawn and ``labels[k]`` written in tile k (row-major)."""
+    ax.imshow(image)
+    h, w = image.height, image.width
+    for r in range(1, rows):
+        ax.axhline(r * h / rows - 0.5, color="white", lw=2)
+    for c in range(1, cols):
+        ax.axvline(c * w / cols - 0.5, color="white", lw=2)
+    for k, text in enumerate(labels):
+        r, c = divmod(k, cols)
+        ax.text((c + 0.5) * w / cols, (r + 0.5) * h / rows, text, ha="center", va="center", fontsize=11,
+                color="white", bbox={"boxstyle": "round", "facecolor": "black", "alpha": 0.6})
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def convention_figure(puzzle: jigsaw.Puzzle) -> plt.Figure:
+    """The answer convention in one picture: the original image with each tile's index, the shuffled
+    image with each position labelled by the original index of the tile it shows, and the answer."""
+    n = puzzle.rows * puzzle.cols
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 1, 1]})
+    _grid_axes(axes[0], puzzle.original, puzzle.rows, puzzle.cols, [f"tile {q}" for q in range(n)],
+               "original: tile index q (row-major)")
+    _grid_axes(axes[1], puzzle.image, puzzle.rows, puzzle.cols,
+               [f"pos {p}\n= tile {q}" for p, q in enumerate(puzzle.answer)],
+               "shuffled: position p shows tile answer[p]")
+    axes[2].axis("off")
+    lines = [f"answer = \"{puzzle.answer_text}\"", ""]
+    lines += [f"position {p} <- tile {q}" for p, q in enumerate(puzzle.answer)]
+    lines += ["", "unshuffle: put the tile at", "position p back at answer[p]"]
+    axes[2].text(0.02, 0.98, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=10,
+                 transform=axes[2].transAxes)
+    axes[2].set_title(f"{puzzle.rows} x {puzzle.cols} puzzle from {puzzle.source}", fontsize=10)
+    return fig
+
+
+def gallery_figure(puzzles_by_split: dict[str, Sequence[jigsaw.Puzzle]], per_split: int = 6) -> plt.Figure:
+    """A grid of shuffled puzzles, one row per split, each titled with its source and answer."""
+    splits = list(puzzles_by_split)
+    fig, axes = plt.subplots(len(splits), per_split, figsize=(1.9 * per_split, 2.2 * len(splits)), squeeze=False)
+    for i, split in enumerate(splits):
+        for j in range(per_split):
+            ax = axes[i, j]
+            ax.axis("off")
+            if j < len(puzzles_by_split[split]):
+                p = puzzles_by_split[split][j]
+                ax.imshow(p.image)
+                ax.set_title(f"{split}: {p.source}\n{p.answer_text}", fontsize=8)
     return fig

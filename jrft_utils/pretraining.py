@@ -210,35 +210,6 @@ def load_pretrain_log(config: Config) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def plot_loss(log: list[dict[str, float]], vision_log: list[dict[str, float]] | None = None,
-              title: str = "Pretraining of the base model"):
-    """Left (if ``vision_log``): the vision stage's loss and patch accuracy. Right: the SFT stage's loss
-    (completion tokens only, log scale) and next-token accuracy against step."""
-    import matplotlib.pyplot as plt
-
-    panels = [("vision stage: what each image token's cell holds", vision_log, "patch_accuracy",
-               "patch classification accuracy")] if vision_log else []
-    panels.append(("SFT stage on the world's questions", log, "token_accuracy", "next-token accuracy"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.8), squeeze=False)
-    for ax, (name, rows, acc_key, acc_label) in zip(axes[0], panels):
-        steps = [r["step"] for r in rows]
-        ax.plot(steps, [r["loss"] for r in rows], marker=".", label="loss")
-        ax.set_yscale("log")
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel("cross-entropy (nats, log scale)")
-        ax2 = ax.twinx()
-        ax2.plot(steps, [r[acc_key] for r in rows], c="C1", marker=".", label=acc_label)
-        ax2.set_ylabel(acc_label)
-        ax2.set_ylim(0, 1)
-        ax2.grid(False)
-        wall = f" ({rows[-1]['time_s'] / 60:.1f} min)" if rows else ""
-        ax.set_title(name + wall, fontsize=10)
-        lines = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
-        ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], loc="center right", fontsize=8)
-    fig.suptitle(title)
-    return fig
-
-
 # ----------------------------------------------------------------------------------------------------
 # Diagnosis: how well does the base read handwritten digits (OCR and reasoning depend on it)?
 # ----------------------------------------------------------------------------------------------------

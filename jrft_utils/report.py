@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from jrft_utils import claims, paper, profiles
+from jrft_utils import methods, profiles
 
 README = profiles.REPO_ROOT / "README.md"
 SUMMARY = profiles.REPO_ROOT / "figures" / "summary.json"
@@ -43,7 +43,7 @@ def render(summary: dict) -> str:
              "|---" * (len(CAPS) + 4) + "|"]
     for method, m in summary["methods"].items():
         prior = m["prior"]
-        lines.append(f"| {paper.METHOD_NAMES[method]} | {_cell(m['jigsaw_acc'])} | "
+        lines.append(f"| {methods.name(method)} | {_cell(m['jigsaw_acc'])} | "
                      + " | ".join(_cell(prior.get(c, [])) for c in CAPS)
                      + f" | {_cell(prior.get('mean', []))} | {_cell(m.get('steps', []), 1.0)} |")
     lines += _corpora_rows(summary.get("corpora", {}), "SFT corpus")
@@ -63,7 +63,7 @@ def _text_rows(text: dict) -> list[str]:
              "![text curves](figures/08_text_curves.png)", "",
              "| method | new task exact | " + " | ".join(caps) + " | prior mean | steps |", "|---" * (len(caps) + 4) + "|"]
     for method, m in text["methods"].items():
-        lines.append(f"| {paper.METHOD_NAMES[method]} | {_cell(m['task_acc'])} | "
+        lines.append(f"| {methods.name(method)} | {_cell(m['task_acc'])} | "
                      + " | ".join(_cell(m["prior"].get(c, [])) for c in caps)
                      + f" | {_cell(m['prior'].get('mean', []))} | {_cell(m.get('steps', []), 1.0)} |")
     return lines + _corpora_rows(text.get("corpora", {}), "SFT corpus (text)")

@@ -1,4 +1,8 @@
-"""The results contract: ``summary.json`` in the profile's figures folder (see ../shared/design.md).
+"""The results contract: ``summary.json`` in the profile's figures folder.
+
+Its keys: ``profile``, ``seeds``, ``grid``, ``wall_time_s``, ``machine``; ``methods`` (method key ->
+METHOD_METRICS and ``prior``, capability -> accuracy), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
+(:func:`jrft_utils.claims.evaluate`) and ``text``, the text-only validation's ``methods`` and ``corpora``.
 
 Notebooks record numbers here as they compute them; lists hold one value per seed, in the order of the
 summary's ``seeds`` (fixed by notebook 00 when a reproduction starts: the profile's ``run.seeds`` or the
@@ -13,10 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from jrft_utils import methods
 from jrft_utils.profiles import Config, ProfileError
 
-METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts", "sft_early_rollouts")
-CORPORA = ("gt", "teacher", "rft_rollouts", "early_rollouts")
+METHODS = methods.keys()
+CORPORA = methods.corpora()
 METHOD_METRICS = ("jigsaw_acc", "jigsaw_hit", "steps", "train_time_s")
 CORPUS_METRICS = ("lbk", "direction", "nll_base")
 
@@ -51,10 +56,10 @@ def load_summary(config: Config) -> dict[str, Any]:
 def base_prior(config: Config) -> dict[str, float]:
     """The base model's prior-knowledge accuracy per capability and their ``mean`` (notebook 00's
     record; one base per profile), the yardstick every method's forgetting is measured from."""
-    methods = load_summary(config)["methods"]
-    if "base" not in methods:
+    recorded = load_summary(config)["methods"]
+    if "base" not in recorded:
         raise FileNotFoundError(f"no base model recorded in {summary_path(config)}: run notebook 00 first")
-    return {cap: values[0] for cap, values in methods["base"]["prior"].items()}
+    return {cap: values[0] for cap, values in recorded["base"]["prior"].items()}
 
 
 def start_summary(config: Config) -> dict[str, Any]:
@@ -128,9 +133,9 @@ def record_corpus(config: Config, corpus: str, seed: int, metrics: dict[str, flo
     return _record(config, ("corpora",), "corpus", "corpora", CORPORA, CORPUS_METRICS, corpus, seed, metrics, False)
 
 
-TEXT_METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
+TEXT_METHODS = methods.keys("text")
 TEXT_METHOD_METRICS = ("task_acc", "steps", "train_time_s")
-TEXT_CORPORA = ("gt", "teacher", "rft_rollouts")
+TEXT_CORPORA = methods.corpora("text")
 
 
 def record_text(config: Config, kind: str, name: str, seed: int, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -23,13 +23,13 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import dynamics, finetuning, generation, results, stages, template, textworld, trainers
+from jrft_utils import dynamics, finetuning, generation, methods, results, stages, template, textworld, trainers
 from jrft_utils import model as model_factory
 from jrft_utils.profiles import Config
 
-METHODS = ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
-CORPORA = ("gt", "teacher", "rft_rollouts")
-CORPUS_OF = {"sft_gt": "gt", "sft_teacher": "teacher", "sft_rft_rollouts": "rft_rollouts"}
+METHODS = methods.keys("text")
+CORPORA = methods.corpora("text")
+CORPUS_OF = methods.corpus_of("text")
 NOTEBOOK = "08_text_only"
 
 
@@ -305,10 +305,10 @@ def lr_sweep(config: Config, seed: int, progress: bool = True) -> dict[str, dict
     rft_runs = finetune_runs(config, {lr: {"method": "rft", "seed": seed, "frontier": lr != rft_cfg["learning_rate"],
                                            "knobs": finetuning.sweep_knobs(rft_cfg, lr)} for lr in rft_cfg["lr_sweep"]},
                              progress)
-    methods = [m for m in CORPUS_OF if m != "sft_rft_rollouts" or corpus_samples(config, "rft_rollouts", seed)]
+    sft_methods = [m for m in CORPUS_OF if m != "sft_rft_rollouts" or corpus_samples(config, "rft_rollouts", seed)]
     sft_runs = finetune_runs(config, {(method, lr): {"method": method, "seed": seed, "knobs": finetuning.sweep_knobs(sft_cfg, lr)}
-                                      for method in methods for lr in sft_cfg["lr_sweep"]}, progress)
-    by_method = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in methods}
+                                      for method in sft_methods for lr in sft_cfg["lr_sweep"]}, progress)
+    by_method = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in sft_methods}
     return by_method | {"rft": {lr: rft_runs[lr] for lr in rft_cfg["lr_sweep"]}}
 
 

@@ -114,7 +114,7 @@ def _common_args(cfg: dict[str, Any], output_dir: Path, seed: int, progress: boo
 
 def sft_config(cfg: dict[str, Any], output_dir: Path, seed: int, progress: bool = True, **extra: Any):
     """``trl.SFTConfig`` from a profile's ``sft`` (or ``pretrain``) section: completion-only loss, no
-    truncation (design.md's settings for VLM SFT on CPU); ``extra`` are further SFTConfig fields."""
+    truncation (what VLM SFT needs on TRL); ``extra`` are further SFTConfig fields."""
     return SFTConfig(**_common_args(cfg, output_dir, seed, progress), max_length=None, completion_only_loss=True,
                      **extra)
 
@@ -162,7 +162,7 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
             trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
                                  processing_class=processor, callbacks=callbacks, peft_config=peft_config)
         else:
-            # GRPO builds its reference model from the checkpoint's path when beta > 0 (design.md).
+            # with beta > 0 GRPO builds its reference model from the path it is given: the starting checkpoint
             trainer = GRPOTrainer(model=model_factory.trainable_source(base_dir),
                                   reward_funcs=reward_funcs or reward_functions(cfg["rewards"]),
                                   args=grpo_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,

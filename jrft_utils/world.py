@@ -424,22 +424,3 @@ def to_conversational(samples: list[dict[str, Any]]) -> dict[str, list]:
                        for s in samples],
         "images": [[s["image"]] for s in samples],
     }
-
-
-def plot_examples(samples: list[dict[str, Any]], ncols: int | None = None):
-    """A figure of samples: each image with its prompt (title) and reference completion (below)."""
-    import textwrap
-
-    import matplotlib.pyplot as plt
-
-    ncols = ncols or len(samples)
-    nrows = -(-len(samples) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 4.5 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, s in zip(axes.flat, samples):
-        ax.imshow(s["image"])
-        ax.set_title(f"{s['capability']}\n" + textwrap.fill(s["prompt"], 32), fontsize=9)
-        ax.text(0.5, -0.04, textwrap.fill(s["completion"], 38), transform=ax.transAxes, ha="center",
-                va="top", fontsize=7.5, family="monospace")
-    return fig

@@ -139,9 +139,9 @@ LBK = {"gt": 3.0, "teacher": 2.0, "rft_rollouts": 1.0}
     ({**ORDERED, "rft": 0.7}, NLL, LBK, "no"),
 ])
 def test_claim_9_follows_the_text_numbers(drops, nll, lbk, verdict):
-    ours, judged = claims._text_claim(_text_summary(drops, nll, lbk))
+    ours, judged = claims.text_setting_agrees({"text": _text_summary(drops, nll, lbk)})
     assert judged == verdict and "RFT" in ours
-    assert claims._text_claim({}) == ("not run (notebook 08)", "no")
+    assert claims.text_setting_agrees({}) == ("not run (notebook 08)", "no")
 
 
 def test_record_text_rejects_unknown_names():

@@ -1,0 +1,76 @@
+"""The registry of methods: every method's key, display name, the SFT corpus it trains on, the settings
+that run it and its colour in every figure. Every list of methods or corpora in the package derives from
+here, in this order (the paper's, and the order in which notebooks 00-04 record the methods).
+
+Settings: ``"vision"`` is the jigsaw experiment of notebooks 00-07, ``"text"`` the text-only validation of
+notebook 08.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method. ``corpus``: the SFT corpus it trains on (None: it trains on none); ``colour``: hex RGB."""
+
+    key: str
+    name: str
+    corpus: str | None
+    settings: tuple[str, ...]
+    colour: str
+
+
+# Colours: entries of seaborn's colourblind-safe "colorblind" palette, fixed per method so that a method
+# looks the same in every figure (a corpus is drawn in the colour of the method that trains on it).
+METHODS: tuple[Method, ...] = (
+    Method("base", "Base", None, ("vision", "text"), "#949494"),                     # grey
+    Method("sft_gt", "SFT-Non-Rea", "gt", ("vision", "text"), "#d55e00"),            # vermilion
+    Method("rft", "RFT", None, ("vision", "text"), "#0173b2"),                       # blue
+    Method("sft_teacher", "SFT-Rea-teacher", "teacher", ("vision", "text"), "#de8f05"),  # orange
+    Method("sft_rft_rollouts", "SFT-Rea-GRPO-Rollout", "rft_rollouts", ("vision", "text"), "#029e73"),  # green
+    Method("sft_early_rollouts", "SFT-early-rollouts", "early_rollouts", ("vision",), "#cc78bc"),  # pink
+)
+_BY_KEY = {m.key: m for m in METHODS}
+_BY_CORPUS = {m.corpus: m for m in METHODS if m.corpus}
+# what a figure's hue may hold: a method's key, its display name, or the corpus it trains on
+_BY_LABEL = _BY_KEY | {m.name: m for m in METHODS} | _BY_CORPUS
+
+
+def keys(setting: str = "vision") -> tuple[str, ...]:
+    """The keys of the methods ``setting`` runs, in registry order."""
+    return tuple(m.key for m in METHODS if setting in m.settings)
+
+
+def corpora(setting: str = "vision") -> tuple[str, ...]:
+    """The SFT corpora of ``setting``'s methods, in registry order."""
+    return tuple(m.corpus for m in METHODS if setting in m.settings and m.corpus)
+
+
+def corpus_of(setting: str = "vision") -> dict[str, str]:
+    """Method key -> the corpus it trains on, for ``setting``'s methods that train on a corpus."""
+    return {m.key: m.corpus for m in METHODS if setting in m.settings and m.corpus}
+
+
+def method_of_corpus(corpus: str) -> str:
+    """The key of the method that trains on ``corpus``."""
+    return _BY_CORPUS[corpus].key
+
+
+def name(key: str) -> str:
+    """The display name of method ``key`` (the paper's name for it)."""
+    return _BY_KEY[key].name
+
+
+def colour(label: str) -> str:
+    """The colour of a method, given its key, its display name or the corpus it trains on."""
+    if label not in _BY_LABEL:
+        raise KeyError(f"{label!r} names no method (key, display name or corpus) of jrft_utils.methods")
+    return _BY_LABEL[label].colour
+
+
+def palette(labels: Iterable[str]) -> dict[str, str]:
+    """``{label: colour}`` for an iterable of labels as :func:`colour` takes them (e.g. a hue column)."""
+    return {label: colour(label) for label in dict.fromkeys(labels)}

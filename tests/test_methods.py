@@ -1,0 +1,40 @@
+"""The registry of methods: the order of summary.json, the text setting's subset, one colour per method."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import seaborn as sns
+
+from jrft_utils import methods, profiles, results, textexperiment
+
+
+def test_the_registry_holds_the_summarys_methods_and_corpora():
+    summary = json.loads((profiles.REPO_ROOT / "figures" / "summary.json").read_text())
+    assert tuple(summary["methods"]) == methods.keys() == results.METHODS  # the notebooks record in this order
+    assert tuple(summary["corpora"]) == methods.corpora() == results.CORPORA
+    assert methods.keys("text") == results.TEXT_METHODS == textexperiment.METHODS
+    assert methods.corpora("text") == results.TEXT_CORPORA == textexperiment.CORPORA
+    assert set(summary["text"]["methods"]) == set(methods.keys("text"))  # notebook 08 records base last
+    assert set(summary["text"]["corpora"]) == set(methods.corpora("text"))
+
+
+def test_corpora_and_methods_map_both_ways():
+    assert methods.corpus_of("text") == textexperiment.CORPUS_OF == {
+        "sft_gt": "gt", "sft_teacher": "teacher", "sft_rft_rollouts": "rft_rollouts"}
+    assert all(methods.method_of_corpus(c) == m for m, c in methods.corpus_of().items())
+    assert "sft_early_rollouts" in methods.corpus_of() and "rft" not in methods.corpus_of()
+    assert [methods.name(m) for m in methods.keys()] == [
+        "Base", "SFT-Non-Rea", "RFT", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout", "SFT-early-rollouts"]
+
+
+def test_one_colourblind_safe_colour_per_method_by_key_name_or_corpus():
+    colours = [m.colour for m in methods.METHODS]
+    assert len(set(colours)) == len(colours)
+    assert set(colours) <= set(sns.color_palette("colorblind").as_hex())
+    assert methods.colour("rft") == methods.colour("RFT")
+    assert methods.colour("teacher") == methods.colour("sft_teacher") == methods.colour("SFT-Rea-teacher")
+    assert methods.palette(["gt", "RFT", "gt"]) == {"gt": methods.colour("sft_gt"), "RFT": methods.colour("rft")}
+    with pytest.raises(KeyError, match="names no method"):
+        methods.colour("RFT (GRPO)")
