@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jrft_utils import dynamics, jigsaw, model, profiles, teacher, world  # noqa: E402
+from jrft_utils import dynamics, jigsaw, modeling, profiles, teacher, world  # noqa: E402
 
 
 def samples(config: profiles.Config, n: int) -> list[dict]:
@@ -57,10 +57,10 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     config = profiles.resolve(args.profile)
-    processor = model.build_processor(config["model"])
-    net = model.build_model(config["model"], 0, processor).eval().to(args.device)
+    processor = modeling.build_processor(config["model"])
+    net = modeling.build_model(config["model"], 0, processor).eval().to(args.device)
     data = samples(config, args.n)
-    n_params = model.count_parameters(net)
+    n_params = modeling.count_parameters(net)
     print(f"profile {args.profile}: {n_params:,} parameters, {len(data)} samples "
           f"({sum(int(x) for x in dynamics.make_batch(processor, data).n_tokens)} completion tokens), "
           f"{args.threads} thread(s), device {args.device}, median of {args.repeats}")

@@ -22,7 +22,7 @@ import shutil
 from typing import Any
 
 from jrft_utils import finetuning, generation, jigsaw, methods, stages, teacher
-from jrft_utils import model as model_factory
+from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
 CORPORA = methods.corpora()
@@ -53,7 +53,7 @@ def with_true_answer(completion: str, answer: str) -> str:
 def sample_rollouts(checkpoint, train, num_samples: int, temperature: float, max_new_tokens: int,
                     batch_size: int, seed: int) -> list[list[str]]:
     """``num_samples`` sampled completions of the checkpoint for every puzzle of ``train``."""
-    model, processor = model_factory.load_checkpoint(checkpoint)
+    model, processor = modeling.load_checkpoint(checkpoint)
     prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(train["rows"], train["cols"])]
     flat = generation.generate_completions(
         model, processor, [im for im in train["image"] for _ in range(num_samples)],

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jrft_utils import evaluation, generation, jigsaw, qwen, results, stages, trainers
-from jrft_utils import model as model_factory
+from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
 
@@ -120,7 +120,7 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
         return done
     if job.out.exists():
         shutil.rmtree(job.out)  # a run killed half-way: start it again
-    processor = model_factory.load_checkpoint(job.start.dir)[1]
+    processor = modeling.load_checkpoint(job.start.dir)[1]
     scored_on = {"start": job.start.fingerprint, "jigsaw": job.scoring["jigsaw"], "eval_test_size": len(jigsaw_test),
                  "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"]}
     evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import model as model_lib
+from jrft_utils import modeling
 from jrft_utils import evaluation, qwen, results, stages, template, trainers, world
 from jrft_utils.profiles import Config
 
@@ -126,10 +126,10 @@ def use_pretrained(model_cfg: dict[str, Any], output_dir: Path) -> dict[str, Any
     if not cached:
         qwen.write_source(output_dir, model_cfg["source"], model_cfg["dtype"])
         stages.mark_done(output_dir, params, {"train_time_s": 0.0})
-    model, processor = model_lib.load_checkpoint(output_dir)
+    model, processor = modeling.load_checkpoint(output_dir)
     return {"checkpoint": str(output_dir), "source": model_cfg["source"], "steps": 0, "train_time_s": 0.0,
             "vision_time_s": 0.0, "sft_time_s": 0.0, "vision_log": [], "log": [], "config": model_cfg,
-            "params": model_lib.count_parameters(model), "model": model, "processor": processor, "cached": cached}
+            "params": modeling.count_parameters(model), "model": model, "processor": processor, "cached": cached}
 
 
 def pretrain(config: Config, progress: bool = True, output_dir: Path | None = None) -> dict[str, Any]:
@@ -149,9 +149,9 @@ def pretrain(config: Config, progress: bool = True, output_dir: Path | None = No
     per_capability = config["world"]["train_per_capability"]
     # the world knob the pretraining corpus is drawn with (build_train_set), as textexperiment.pretrain does
     params = {"pretrain": cfg, "world": per_capability, "model": model_cfg, "seed": seed,
-              "vocabulary": model_lib.vocabulary()}
+              "vocabulary": modeling.vocabulary()}
     if stages.cached(output_dir, params) is not None:
-        model, processor = model_lib.load_checkpoint(output_dir)
+        model, processor = modeling.load_checkpoint(output_dir)
         return json.loads((output_dir / "pretrain_log.json").read_text()) | {
             "model": model, "processor": processor, "cached": True}
     # pretrain.threads: 2 on idle cores; 1 when another busy process shares them (docs/findings.md)
@@ -160,18 +160,18 @@ def pretrain(config: Config, progress: bool = True, output_dir: Path | None = No
     t_data = time.perf_counter()
     samples = world.build_train_set(per_capability, model_cfg["image_size"], seed)
     data_time = time.perf_counter() - t_data
-    processor = model_lib.build_processor(model_cfg)
-    model = model_lib.build_model(model_cfg, seed, processor)
+    processor = modeling.build_processor(model_cfg)
+    model = modeling.build_model(model_cfg, seed, processor)
     t_vision = time.perf_counter()
     vision_log = pretrain_vision(model, processor, samples, cfg["vision_steps"], cfg["vision_batch_size"],
                                  cfg["vision_learning_rate"], seed, progress=progress)
     vision_time = time.perf_counter() - t_vision
     log, train_time = pretrain_language(model, processor, samples, cfg, seed, output_dir / "trainer", progress)
-    model_lib.save_checkpoint(model, processor, output_dir)
+    modeling.save_checkpoint(model, processor, output_dir)
     info = {"checkpoint": str(output_dir), "seed": seed, "steps": cfg["steps"],
             "train_time_s": vision_time + train_time, "vision_time_s": vision_time, "sft_time_s": train_time,
             "steps_per_s": cfg["steps"] / train_time, "vision_log": vision_log, "data_time_s": data_time, "n_samples": len(samples),
-            "params": model_lib.count_parameters(model), "log": log, "config": cfg}
+            "params": modeling.count_parameters(model), "log": log, "config": cfg}
     results.write_json_atomic(output_dir / "pretrain_log.json", info)
     stages.mark_done(output_dir, params, {"train_time_s": info["train_time_s"]})
     return info | {"model": model, "processor": processor, "cached": False}

@@ -10,7 +10,7 @@ checkpoint (see docs/gpu.md). Three things differ from the tiny model's path:
 - **Precision and LoRA.** ``model.dtype`` (bf16 on GPU) and, with ``model.lora_r > 0``, LoRA adapters
   through PEFT (:func:`lora_config`, handed to TRL's trainers as ``peft_config``).
 - **No pretraining.** Notebook 00 records where the weights come from instead of pretraining
-  (:func:`write_source`); every later stage loads them through :func:`jrft_utils.model.load_checkpoint`.
+  (:func:`write_source`); every later stage loads them through :func:`jrft_utils.modeling.load_checkpoint`.
 
 The tests run this code on a tiny random Qwen2.5-VL (``tests/tiny_qwen.py``).
 """

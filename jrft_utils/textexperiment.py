@@ -24,7 +24,7 @@ import torch
 from trl import SFTTrainer
 
 from jrft_utils import dynamics, finetuning, generation, methods, results, stages, template, textworld, trainers
-from jrft_utils import model as model_factory
+from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
 METHODS = methods.keys("text")
@@ -84,17 +84,17 @@ def pretrain(config: Config, progress: bool = True) -> dict[str, Any]:
     torch.set_num_threads(config["pretrain"]["threads"])
     samples = [s for cap in textworld.CAPABILITIES
                for s in textworld.generate(cap, world_cfg["train_per_capability"], seed)]
-    tokenizer = model_factory.build_tokenizer(tokenizer_words())
-    model = model_factory.build_text_model(tokenizer, seed, **model_cfg)
+    tokenizer = modeling.build_tokenizer(tokenizer_words())
+    model = modeling.build_text_model(tokenizer, seed, **model_cfg)
     log = trainers.LossLog()
     trainer = SFTTrainer(model=model, args=trainers.sft_config(cfg, out / "trainer", seed, progress=progress),
                          train_dataset=sft_dataset(samples), processing_class=tokenizer, callbacks=[log])
     t0 = time.perf_counter()
     trainer.train()
     info = {"checkpoint": str(out), "seed": seed, "steps": cfg["steps"], "train_time_s": time.perf_counter() - t0,
-            "n_samples": len(samples), "params": model_factory.count_parameters(model), "log": log.rows}
+            "n_samples": len(samples), "params": modeling.count_parameters(model), "log": log.rows}
     tokenizer.padding_side = "left"
-    model_factory.save_checkpoint(model.eval(), tokenizer, out)
+    modeling.save_checkpoint(model.eval(), tokenizer, out)
     shutil.rmtree(out / "trainer", ignore_errors=True)
     results.write_json_atomic(out / "pretrain_log.json", info)
     stages.mark_done(out, params, {"train_time_s": info["train_time_s"]})
@@ -106,7 +106,7 @@ def load_base(config: Config):
     path = base_dir(config)
     if not (path / stages.STAGE_FILE).exists():
         raise config.missing("text base model", path, NOTEBOOK)
-    return model_factory.load_checkpoint(path)
+    return modeling.load_checkpoint(path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def corpus_samples(config: Config, name: str, seed: int) -> list[dict[str, Any]]
     params = {"cfg": cfg, "seed": seed, "rft": stages.stage_fingerprint(source, NOTEBOOK, config.profile),
               "world": config["text_world"]}
     if stages.cached(out, params) is None:
-        model, tokenizer = model_factory.load_checkpoint(source / "model")
+        model, tokenizer = modeling.load_checkpoint(source / "model")
         k = cfg["num_samples"]
         outs = generation.generate_completions(model, tokenizer, None, [t["prompt"] for t in tasks for _ in range(k)],
                                                cfg["max_new_tokens"], cfg["batch_size"], temperature=cfg["temperature"],
@@ -237,7 +237,7 @@ def finetune(config: Config, method: str, seed: int, progress: bool = True, *, f
     done = stages.cached(out, params)
     if done is None:
         shutil.rmtree(out, ignore_errors=True)
-        tokenizer = model_factory.load_checkpoint(base)[1]
+        tokenizer = modeling.load_checkpoint(base)[1]
         prior_sets, tasks = test_sets(config), task_split(config, "test")
         evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks)
         start_cache = run_dir(config) / "start_points" / f"{stages.fingerprint(params['world'] | params['inputs'])}.json"

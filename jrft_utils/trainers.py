@@ -21,7 +21,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
 from jrft_utils import jigsaw, results
-from jrft_utils import model as model_factory
+from jrft_utils import modeling
 
 CURVES_FILE = "curves.json"
 METRICS_FILE = "metrics.json"
@@ -96,7 +96,7 @@ class SnapshotCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step == self.step:
-            model_factory.save_checkpoint(model, self.processor, self.path)
+            modeling.save_checkpoint(model, self.processor, self.path)
 
 
 def _common_args(cfg: dict[str, Any], output_dir: Path, seed: int, progress: bool = True) -> dict[str, Any]:
@@ -143,7 +143,7 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
           seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True,
           peft_config=None, reward_funcs: list | None = None, progress: bool = True) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``), the image side
-    frozen when ``cfg["freeze_vision"]`` (:func:`model.freeze_image_side`), and, with
+    frozen when ``cfg["freeze_vision"]`` (:func:`modeling.freeze_image_side`), and, with
     ``save_model``, save the result to ``<output_dir>/model``; ``peft_config``: LoRA through PEFT;
     ``reward_funcs``: GRPO's rewards (default: the jigsaw rewards named in ``cfg["rewards"]``). Returns
     (and writes to ``metrics.json``) ``steps`` and ``train_time_s``, plus the final point of a
@@ -151,7 +151,7 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
     if method not in ("sft", "rft"):
         raise ValueError(f"method must be 'sft' or 'rft', got {method!r}")
     output_dir = Path(output_dir)
-    model, processor = model_factory.load_checkpoint(base_dir)
+    model, processor = modeling.load_checkpoint(base_dir)
     model.train()
     callbacks = list(callbacks)
     with warnings.catch_warnings():
@@ -163,12 +163,12 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
                                  processing_class=processor, callbacks=callbacks, peft_config=peft_config)
         else:
             # with beta > 0 GRPO builds its reference model from the path it is given: the starting checkpoint
-            trainer = GRPOTrainer(model=model_factory.trainable_source(base_dir),
+            trainer = GRPOTrainer(model=modeling.trainable_source(base_dir),
                                   reward_funcs=reward_funcs or reward_functions(cfg["rewards"]),
                                   args=grpo_config(cfg, output_dir, seed, progress), train_dataset=train_dataset,
                                   processing_class=processor, callbacks=callbacks, peft_config=peft_config)
         if cfg.get("freeze_vision"):  # before train(), which builds the optimiser over trainable weights
-            model_factory.freeze_image_side(trainer.model)
+            modeling.freeze_image_side(trainer.model)
         t0 = time.perf_counter()
         trainer.train()
     metrics: dict[str, Any] = {"steps": trainer.state.global_step, "train_time_s": time.perf_counter() - t0}
@@ -176,7 +176,7 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
         if isinstance(callback, CurveCallback):
             metrics |= {k: v for k, v in callback.points[-1].items() if k != "step"}
     if save_model:
-        model_factory.save_checkpoint(trainer.model, processor, output_dir / "model")
+        modeling.save_checkpoint(trainer.model, processor, output_dir / "model")
     results.write_json_atomic(output_dir / METRICS_FILE, metrics)
     return metrics
 

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from jrft_utils import dynamics, jigsaw, model, profiles, teacher, world
+from jrft_utils import dynamics, jigsaw, modeling, profiles, teacher, world
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    processor = model.build_processor(profiles.resolve("smoke")["model"])
-    return model.build_model(profiles.resolve("smoke")["model"], 0, processor).eval().double(), processor
+    processor = modeling.build_processor(profiles.resolve("smoke")["model"])
+    return modeling.build_model(profiles.resolve("smoke")["model"], 0, processor).eval().double(), processor
 
 
 @pytest.fixture(scope="module")

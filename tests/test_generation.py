@@ -2,13 +2,13 @@
 
 import pytest
 
-from jrft_utils import generation, model, profiles, world
+from jrft_utils import generation, modeling, profiles, world
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    processor = model.build_processor(profiles.resolve("smoke")["model"])
-    return model.build_model(profiles.resolve("smoke")["model"], 0, processor).eval(), processor
+    processor = modeling.build_processor(profiles.resolve("smoke")["model"])
+    return modeling.build_model(profiles.resolve("smoke")["model"], 0, processor).eval(), processor
 
 
 def test_batched_left_padded_generation_matches_one_by_one(tiny):

@@ -241,8 +241,8 @@ def test_only_valid_permutations_earn_hit_credit(truth, guess):
 
 
 def test_texts_round_trip_through_the_model_tokenizer():
-    model = pytest.importorskip("jrft_utils.model")
-    tok = model.build_tokenizer()
+    modeling = pytest.importorskip("jrft_utils.modeling")
+    tok = modeling.build_tokenizer()
     texts = [jigsaw.jigsaw_prompt(3, 3), teacher.completion([8, 6, 2, 0, 4, 7, 1, 3, 5], 3, 3),
              teacher.completion([1, 0, 3, 2], 2, 2), jigsaw.gt_completion("1 0 3 2")]
     for text in texts:
@@ -266,7 +266,7 @@ def test_tile_trace_tells_the_answer_tile_by_tile_in_the_worlds_words():
     assert jigsaw.tile_trace("2 0 3 1") == trace  # a ground-truth answer as stored in the dataset
     text = jigsaw.completion_text([2, 0, 3, 1], think=trace)
     assert template.follows(text) and jigsaw.score(text, "2 0 3 1")["acc"] == 1.0
-    from jrft_utils import model
-    tokenizer = model.build_tokenizer()
+    from jrft_utils import modeling
+    tokenizer = modeling.build_tokenizer()
     assert tokenizer.unk_token_id not in tokenizer(text)["input_ids"]  # every word is the base's own
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jrft_utils import model, pretraining, profiles
+from jrft_utils import modeling, pretraining, profiles
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +20,11 @@ def runs(tmp_path_factory):
 
 def test_pretraining_saves_a_loadable_checkpoint_and_log(runs):
     a, _ = runs
-    m, p = model.load_checkpoint(a["checkpoint"])
+    m, p = modeling.load_checkpoint(a["checkpoint"])
     ref = a["model"].state_dict()
     assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items())
     log = json.loads((Path(a["checkpoint"]) / "pretrain_log.json").read_text())
-    assert log["steps"] == 3 and len(log["log"]) == 3 and log["params"] == model.count_parameters(m)
+    assert log["steps"] == 3 and len(log["log"]) == 3 and log["params"] == modeling.count_parameters(m)
     assert all(row["loss"] > 0 for row in log["log"])
 
 
@@ -41,8 +41,8 @@ def test_vision_stage_runs_any_number_of_steps(steps):
     short stages warm up over 2 steps or train at a constant rate."""
     from jrft_utils import world
 
-    processor = model.build_processor(profiles.resolve("smoke")["model"])
-    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
+    processor = modeling.build_processor(profiles.resolve("smoke")["model"])
+    m = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor)
     samples = world.generate("vqa", 4, 0) + world.generate("reasoning", 4, 0)  # with digits
     before = m.model.vision_tower.state_dict()["embeddings.patch_embedding.weight"].clone()
     log = pretraining.pretrain_vision(m, processor, samples, steps, 4, 1e-3, 0, progress=False)
@@ -114,8 +114,8 @@ def test_digit_reading_scores_whole_rows_and_digits_in_place(monkeypatch, record
                 for im in images]
 
     monkeypatch.setattr(generation, "generate_completions", drop_last)
-    processor = model.build_processor(profiles.resolve("smoke")["model"])
-    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
+    processor = modeling.build_processor(profiles.resolve("smoke")["model"])
+    m = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor)
     out = pretraining.digit_reading(m, processor, n_scenes=20)
     for pool, split in (("train_pool", "train"), ("held_out", "test")):
         lengths = [len(s["target"].split()) for s in recorded_ocr["by_split"][split]]
@@ -138,8 +138,8 @@ def test_vision_digit_probe_reads_the_tokens_of_the_digits_cell(monkeypatch, rec
             return out
         return features
 
-    processor = model.build_processor(profiles.resolve("smoke")["model"])
-    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
+    processor = modeling.build_processor(profiles.resolve("smoke")["model"])
+    m = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor)
     monkeypatch.setattr(pretraining, "image_token_features", one_hot(0))
     assert pretraining.vision_digit_probe(m, processor, n_fit=80, n_score=40) == {"train_pool": 1.0, "held_out": 1.0}
     monkeypatch.setattr(pretraining, "image_token_features", one_hot(1))
@@ -147,8 +147,8 @@ def test_vision_digit_probe_reads_the_tokens_of_the_digits_cell(monkeypatch, rec
 
 
 def test_digit_diagnosis_refuses_empty_samples():
-    processor = model.build_processor(profiles.resolve("smoke")["model"])
-    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
+    processor = modeling.build_processor(profiles.resolve("smoke")["model"])
+    m = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor)
     with pytest.raises(ValueError, match="n_scenes must be >= 1, got 0"):
         pretraining.digit_reading(m, processor, n_scenes=0)
     with pytest.raises(ValueError, match="n_fit and n_score must be >= 1, got 10 and 0"):

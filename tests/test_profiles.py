@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jrft_utils import corpora, finetuning, model, pretraining, profiles, stages
+from jrft_utils import corpora, finetuning, modeling, pretraining, profiles, stages
 
 
 @pytest.mark.parametrize("name", sorted(profiles.PROFILES))
@@ -74,7 +74,7 @@ def test_missing_upstream_artifacts_name_the_command_that_makes_them(isolated_ru
     command = "python -m jrft_utils.reproduce --profile smoke --only 00"
     config = profiles.resolve("smoke")
     with pytest.raises(FileNotFoundError, match="00_base_model.*--only 00"):
-        model.load_checkpoint(config.base_dir)
+        modeling.load_checkpoint(config.base_dir)
     with pytest.raises(FileNotFoundError, match=command):
         pretraining.load_pretrain_log(config)
     with pytest.raises(FileNotFoundError, match=command):

@@ -8,13 +8,13 @@ import torch
 from tiny_qwen import build_tiny
 
 from jrft_utils import evaluation, generation, jigsaw, profiles, qwen, results, trainers, world
-from jrft_utils import model as model_factory
+from jrft_utils import modeling
 from jrft_utils.profiles import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory):
-    return build_tiny(tmp_path_factory.mktemp("tiny_qwen"), list(model_factory.vocabulary()), seed=0)
+    return build_tiny(tmp_path_factory.mktemp("tiny_qwen"), list(modeling.vocabulary()), seed=0)
 
 
 @pytest.fixture
@@ -50,8 +50,8 @@ def test_tiny_qwen_loads_and_generates_through_the_shared_evaluator(tiny_qwen):
 
 
 def test_a_base_folder_points_at_the_pretrained_weights(base_dir, tiny_qwen):
-    assert model_factory.trainable_source(base_dir) == str(tiny_qwen)
-    model, processor = model_factory.load_checkpoint(base_dir)
+    assert modeling.trainable_source(base_dir) == str(tiny_qwen)
+    model, processor = modeling.load_checkpoint(base_dir)
     assert model.config.model_type == "qwen2_5_vl" and model.dtype == torch.float32
 
 
@@ -72,7 +72,7 @@ def test_sft_with_lora_trains_and_saves_merged_weights(base_dir, tiny_qwen, puzz
     lora = qwen.lora_config({"lora_r": 4, "lora_alpha": 8})
     metrics = trainers.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0, peft_config=lora)
     assert metrics["steps"] == 2
-    tuned, _ = model_factory.load_checkpoint(tmp_path / "sft" / "model")
+    tuned, _ = modeling.load_checkpoint(tmp_path / "sft" / "model")
     base, _ = qwen.load(tiny_qwen, "float32")
     assert not any("lora" in k for k in tuned.state_dict())  # adapters merged, a plain checkpoint
     changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, base.state_dict()[k])]
@@ -82,9 +82,9 @@ def test_sft_with_lora_trains_and_saves_merged_weights(base_dir, tiny_qwen, puzz
 def test_full_fine_tuning_with_freeze_vision_leaves_the_vision_side_of_qwen_alone(base_dir, tiny_qwen, puzzles, tmp_path):
     cfg = profiles.section("smoke", "sft", steps=2, batch_size=2, learning_rate=1e-2, freeze_vision=True)
     trainers.train("sft", base_dir, jigsaw.to_sft_gt(puzzles), cfg, tmp_path / "sft", 0)
-    tuned, _ = model_factory.load_checkpoint(tmp_path / "sft" / "model")
+    tuned, _ = modeling.load_checkpoint(tmp_path / "sft" / "model")
     base, _ = qwen.load(tiny_qwen, "float32")
-    assert [type(m).__name__ for m in model_factory.image_side(base)] == ["Qwen2_5_VisionTransformerPretrainedModel"]
+    assert [type(m).__name__ for m in modeling.image_side(base)] == ["Qwen2_5_VisionTransformerPretrainedModel"]
     changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, base.state_dict()[k])]
     assert changed and not any(".visual." in f".{k}" for k in changed)
 
@@ -118,7 +118,7 @@ def test_notebook_00_of_the_gpu_profile_runs_on_the_tiny_qwen_and_benchmark_copi
                         parameters={"profile": "gpu", "model_source": str(tiny_qwen), "train_per_capability": 2,
                                     "benchmark_dir": str(bench_dir)})
     config = profiles.resolve("gpu")
-    assert model_factory.trainable_source(config.base_dir) == str(tiny_qwen)
+    assert modeling.trainable_source(config.base_dir) == str(tiny_qwen)
     prior = results.load_summary(config)["methods"]["base"]["prior"]
     assert set(prior) == {*world.CAPABILITIES, "mean"}
     assert all(0.0 <= v[0] <= 1.0 for v in prior.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jrft_utils import jigsaw, model, template, textworld, world
+from jrft_utils import jigsaw, modeling, template, textworld, world
 
 
 def test_a_completion_is_the_think_block_then_the_answer_block():
@@ -21,11 +21,11 @@ def test_every_task_writes_its_completions_in_the_one_template():
 
 
 def test_the_tokenizer_keeps_the_tags_whole_and_its_vocabulary_order():
-    vocab = model.vocabulary()
+    vocab = modeling.vocabulary()
     assert vocab[:9] == ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "<image>", *template.TAGS]
     words = [w for w in vocab if w in (*world.VOCABULARY, *jigsaw.VOCABULARY)]
     assert words == list(dict.fromkeys((*world.VOCABULARY, *jigsaw.VOCABULARY)))
-    tok = model.build_tokenizer()
+    tok = modeling.build_tokenizer()
     text = template.completion("2 0", think="the image")
     assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text
 

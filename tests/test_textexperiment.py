@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from jrft_utils import claims, dynamics, generation, profiles, results, stages, textworld
-from jrft_utils import model as model_factory
+from jrft_utils import modeling
 from jrft_utils import textexperiment as tx
 
 
 @pytest.fixture(scope="module")
 def text_model():
-    tokenizer = model_factory.build_tokenizer(tx.tokenizer_words())
-    return model_factory.build_text_model(tokenizer, 0, hidden=32, layers=1, heads=4, kv_heads=2, intermediate=64), tokenizer
+    tokenizer = modeling.build_tokenizer(tx.tokenizer_words())
+    return modeling.build_text_model(tokenizer, 0, hidden=32, layers=1, heads=4, kv_heads=2, intermediate=64), tokenizer
 
 
 def _samples(n=3):
@@ -24,9 +24,9 @@ def _samples(n=3):
 
 def test_text_checkpoint_round_trip_keeps_the_word_level_tokenizer(text_model, tmp_path):
     model, tokenizer = text_model
-    model_factory.save_checkpoint(model, tokenizer, tmp_path / "ckpt")
-    assert model_factory.is_text_only(tmp_path / "ckpt")
-    loaded, tok = model_factory.load_checkpoint(tmp_path / "ckpt")
+    modeling.save_checkpoint(model, tokenizer, tmp_path / "ckpt")
+    assert modeling.is_text_only(tmp_path / "ckpt")
+    loaded, tok = modeling.load_checkpoint(tmp_path / "ckpt")
     text = "<|im_start|> user what is 3 + 5 ? <|im_end|>"
     assert tok(text)["input_ids"] == tokenizer(text)["input_ids"]  # not Qwen2's BPE tokenizer
     assert tok.decode(tok(text)["input_ids"]) == text and tok.padding_side == "left"

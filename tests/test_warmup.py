@@ -3,7 +3,7 @@ GRPO has room for the warm-up's completions."""
 
 import pytest
 
-from jrft_utils import finetuning, jigsaw, model, pretraining, profiles, template, warmup, world
+from jrft_utils import finetuning, jigsaw, modeling, pretraining, profiles, template, warmup, world
 
 
 def _rft(knobs: dict) -> profiles.Config:
@@ -65,7 +65,7 @@ def test_rft_starts_from_the_base_or_from_its_trained_warm_up(tmp_path, monkeypa
 
 
 def test_a_tile_trace_warm_up_needs_room_for_its_completions():
-    tokenizer = model.build_tokenizer()
+    tokenizer = modeling.build_tokenizer()
     for think in ("tiles", "empty"):  # the warm-up's own completion, counted by the tiny model's tokenizer
         text = jigsaw.cold_start_completion([1, 0, 3, 2], think)
         assert warmup.completion_tokens(4, think) == len(tokenizer(text)["input_ids"]) + 1

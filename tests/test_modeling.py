@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from jrft_utils import finetuning, generation, jigsaw, model, profiles, trainers, world
+from jrft_utils import finetuning, generation, jigsaw, modeling, profiles, trainers, world
 
 
 @pytest.fixture(scope="module")
 def processor():
-    return model.build_processor(profiles.resolve("smoke")["model"])
+    return modeling.build_processor(profiles.resolve("smoke")["model"])
 
 
 def test_vocabulary_has_digits_as_single_tokens_and_world_and_jigsaw_words(processor):
@@ -19,7 +19,7 @@ def test_vocabulary_has_digits_as_single_tokens_and_world_and_jigsaw_words(proce
     vocab = tok.get_vocab()
     for word in (*world.VOCABULARY, *jigsaw.VOCABULARY):
         assert word in vocab
-    assert len(set(model.vocabulary())) == len(model.vocabulary()) == len(tok)
+    assert len(set(modeling.vocabulary())) == len(modeling.vocabulary()) == len(tok)
 
 
 def test_world_and_jigsaw_text_round_trips_without_unk(processor):
@@ -42,20 +42,20 @@ def test_chat_template_prompt_is_a_prefix_and_image_expands_to_patches(processor
     assert full[len(p):].startswith("<think>")
     img = world.generate("ocr", 1, 0)[0]["image"]
     ids = processor(images=[img], text=[p], return_tensors="pt")["input_ids"][0]
-    n_image = int((ids == processor.tokenizer.convert_tokens_to_ids(model.IMAGE)).sum())
+    n_image = int((ids == processor.tokenizer.convert_tokens_to_ids(modeling.IMAGE)).sum())
     assert n_image == (84 // 14) ** 2
 
 
 def test_save_load_round_trip_gives_identical_logits(processor, tmp_path):
-    m = model.build_model(profiles.resolve("smoke")["model"], seed=0, processor=processor).eval()
+    m = modeling.build_model(profiles.resolve("smoke")["model"], seed=0, processor=processor).eval()
     s = world.generate("vqa", 2, 0)
     inputs = processor(images=[x["image"] for x in s],
                        text=[generation.chat_prompt(processor, x["prompt"]) for x in s],
                        padding=True, return_tensors="pt")
     with torch.no_grad():
         before = m(**inputs).logits
-    model.save_checkpoint(m, processor, tmp_path / "ckpt")
-    m2, p2 = model.load_checkpoint(tmp_path / "ckpt")
+    modeling.save_checkpoint(m, processor, tmp_path / "ckpt")
+    m2, p2 = modeling.load_checkpoint(tmp_path / "ckpt")
     assert type(m2).__name__ == "LlavaForConditionalGeneration"
     assert p2.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
     assert p2.tokenizer.padding_side == "left"
@@ -68,16 +68,16 @@ def test_save_load_round_trip_gives_identical_logits(processor, tmp_path):
 
 
 def test_model_init_is_deterministic_by_seed(processor):
-    a = model.build_model(profiles.resolve("smoke")["model"], 0, processor).state_dict()
-    b = model.build_model(profiles.resolve("smoke")["model"], 0, processor).state_dict()
-    c = model.build_model(profiles.resolve("smoke")["model"], 1, processor).state_dict()
+    a = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor).state_dict()
+    b = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor).state_dict()
+    c = modeling.build_model(profiles.resolve("smoke")["model"], 1, processor).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="00_base_model"):
-        model.load_checkpoint(tmp_path / "nowhere")
+        modeling.load_checkpoint(tmp_path / "nowhere")
 
 
 def test_the_run_folders_are_under_the_run_root(monkeypatch, tmp_path):
@@ -107,7 +107,7 @@ def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
 
     from jrft_utils import pretraining
 
-    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
+    m = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor)
     ds = pretraining.to_dataset(world.generate("ocr", 8, 0))
     args = trainers.sft_config(profiles.section("smoke", "pretrain", steps=2, batch_size=4), tmp_path, 0, progress=False,
                                 remove_unused_columns=False)
@@ -124,13 +124,13 @@ def test_trl_sft_trainer_trains_on_the_chat_format(processor, tmp_path):
 
 
 def test_freeze_image_side_leaves_the_language_model_to_train(processor):
-    m = model.build_model(profiles.resolve("smoke")["model"], 0, processor)
-    frozen = model.freeze_image_side(m)
+    m = modeling.build_model(profiles.resolve("smoke")["model"], 0, processor)
+    frozen = modeling.freeze_image_side(m)
     image = {n for n, _ in m.named_parameters() if n.startswith(("model.vision_tower.", "model.multi_modal_projector."))}
     assert image and frozen == sum(p.numel() for n, p in m.named_parameters() if n in image)
     assert all(not p.requires_grad for n, p in m.named_parameters() if n in image)
     assert all(p.requires_grad for n, p in m.named_parameters() if n not in image)  # decoder, embeddings, head
-    assert model.image_side(model.build_text_model(processor.tokenizer, 0, 16, 1, 2, 1, 32)) == []
+    assert modeling.image_side(modeling.build_text_model(processor.tokenizer, 0, 16, 1, 2, 1, 32)) == []
 
 
 @pytest.mark.parametrize("freeze", [True, False])
@@ -139,11 +139,11 @@ def test_fine_tuning_with_freeze_vision_changes_the_language_model_only(freeze, 
 
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))  # its own base: other tests expect none
     base = pretraining.pretrain(profiles.resolve("smoke"), progress=False)["checkpoint"]
-    before = model.load_checkpoint(base)[0].state_dict()
+    before = modeling.load_checkpoint(base)[0].state_dict()
     data = jigsaw.to_sft_gt(finetuning.jigsaw_splits(profiles.resolve("smoke"))["train"])
     cfg = profiles.section("smoke", "sft", steps=2, freeze_vision=freeze)
     trainers.train("sft", base, data, cfg, tmp_path / "sft", seed=0, progress=False)
-    after = model.load_checkpoint(tmp_path / "sft" / "model")[0].state_dict()
+    after = modeling.load_checkpoint(tmp_path / "sft" / "model")[0].state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     vision = {k for k in changed if k.startswith(("model.vision_tower.", "model.multi_modal_projector."))}
     assert any(k.startswith("model.language_model.") for k in changed)
