@@ -16,7 +16,7 @@ import torch
 from trl import SFTTrainer
 
 from jrft_utils import modeling
-from jrft_utils import evaluation, qwen, results, stages, template, trainers, world
+from jrft_utils import evaluation, qwen, results, shipped, stages, template, trainers, world
 from jrft_utils.profiles import Config
 
 
@@ -132,12 +132,15 @@ def use_pretrained(model_cfg: dict[str, Any], output_dir: Path) -> dict[str, Any
             "params": modeling.count_parameters(model), "model": model, "processor": processor, "cached": cached}
 
 
-def pretrain(config: Config, progress: bool = True, output_dir: Path | None = None) -> dict[str, Any]:
+def pretrain(config: Config, progress: bool = True, output_dir: Path | None = None,
+             rebuild: bool = False) -> dict[str, Any]:
     """Build the model sized by ``config["model"]``, generate the world's training corpus with
     ``run.base_seed``, train it (:func:`pretrain_vision`, then :func:`pretrain_language`) and save the
-    checkpoint to ``output_dir`` (default ``config.base_dir``). A checkpoint already made with the same settings is loaded instead
-    (stage caching; ``cached`` is then True). When ``model.source`` names a pretrained checkpoint,
-    nothing is trained (:func:`use_pretrained`).
+    checkpoint to ``output_dir`` (default ``config.base_dir``). A checkpoint already made with the same
+    settings is loaded instead (stage caching; ``cached`` is then True), and, unless ``rebuild``, the
+    shipped base ``data/base`` when it was made with the same settings (:mod:`jrft_utils.shipped`;
+    ``shipped`` is then True). When ``model.source`` names a pretrained checkpoint, nothing is trained
+    (:func:`use_pretrained`).
 
     Returns the checkpoint path, the loss logs of both stages (step, loss, accuracy), the wall times,
     steps, steps/s and the parameter count; the log is also written to ``pretrain_log.json`` beside the
@@ -147,13 +150,12 @@ def pretrain(config: Config, progress: bool = True, output_dir: Path | None = No
     if model_cfg["source"] != "tiny":
         return use_pretrained(model_cfg, output_dir)
     per_capability = config["world"]["train_per_capability"]
-    # the world knob the pretraining corpus is drawn with (build_train_set), as textexperiment.pretrain does
-    params = {"pretrain": cfg, "world": per_capability, "model": model_cfg, "seed": seed,
-              "vocabulary": modeling.vocabulary()}
-    if stages.cached(output_dir, params) is not None:
+    params = base_params(config)
+    reuse = shipped.reusable(output_dir, params, shipped.DATA_DIR / "base", rebuild)
+    if reuse is not None:
         model, processor = modeling.load_checkpoint(output_dir)
-        return json.loads((output_dir / "pretrain_log.json").read_text()) | {
-            "model": model, "processor": processor, "cached": True}
+        return json.loads((output_dir / shipped.LOG).read_text()) | {
+            "model": model, "processor": processor, "cached": True, "shipped": "shipped" in reuse}
     # pretrain.threads: 2 on idle cores; 1 when another busy process shares them (docs/findings.md)
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(seed)
@@ -172,9 +174,9 @@ def pretrain(config: Config, progress: bool = True, output_dir: Path | None = No
             "train_time_s": vision_time + train_time, "vision_time_s": vision_time, "sft_time_s": train_time,
             "steps_per_s": cfg["steps"] / train_time, "vision_log": vision_log, "data_time_s": data_time, "n_samples": len(samples),
             "params": modeling.count_parameters(model), "log": log, "config": cfg}
-    results.write_json_atomic(output_dir / "pretrain_log.json", info)
+    results.write_json_atomic(output_dir / shipped.LOG, info)
     stages.mark_done(output_dir, params, {"train_time_s": info["train_time_s"]})
-    return info | {"model": model, "processor": processor, "cached": False}
+    return info | {"model": model, "processor": processor, "cached": False, "shipped": False}
 
 
 def pretrain_language(model, processor, samples: list[dict[str, Any]], cfg: dict[str, Any], seed: int,
@@ -202,9 +204,27 @@ def pretrain_language(model, processor, samples: list[dict[str, Any]], cfg: dict
     return log.rows, train_time
 
 
+def base_params(config: Config) -> dict[str, Any]:
+    """What decides the tiny base (its stage parameters, whose fingerprint is its recipe): the pretraining
+    and model sections, the world knob its corpus is drawn with, the seed and the vocabulary."""
+    return {"pretrain": config["pretrain"], "world": config["world"]["train_per_capability"], "model": config["model"],
+            "seed": config["run"]["base_seed"], "vocabulary": modeling.vocabulary()}
+
+
+def ship_base(config: Config, model, processor, prior_sets, prior: dict[str, float]) -> str:
+    """Ship the base in ``config.base_dir`` to ``data/base`` (:func:`shipped.ship`) with its scores:
+    ``prior`` on the full ``prior_sets`` and the scores on their subset, measured here; returns what was
+    done, in words."""
+    if not config["run"]["ship_bases"]:
+        return shipped.ship(config, "base", config.base_dir, {})
+    scores = evaluation.evaluate_prior(model, processor, shipped.subset(prior_sets),
+                                       batch_size=config["world"]["eval_batch_size"], progress=False)
+    return shipped.ship(config, "base", config.base_dir, {"full": prior, "subset": scores})
+
+
 def load_pretrain_log(config: Config) -> dict[str, Any]:
     """The log :func:`pretrain` wrote beside the base checkpoint."""
-    path = config.base_dir / "pretrain_log.json"
+    path = config.base_dir / shipped.LOG
     if not path.exists():
         raise config.missing("pretraining log", path, "00_base_model")
     return json.loads(path.read_text())

@@ -25,6 +25,7 @@ _CPU: dict[str, dict[str, Any]] = {
         "base_seed": 0,         # seed of the one base model (notebooks 00, 08)
         "figures_dir": "figures",  # where figures and summary.json go, from the repository root (None: the run folder)
         "workers": 2,           # fine-tuning runs trained at once, each in its own process on one thread
+        "ship_bases": True,     # a rebuilt base with the profile's own settings is written to data/ (shipped)
     },
     "model": {
         "source": "tiny",       # "tiny": built and pretrained here; else a Qwen2.5-VL hub id or folder
@@ -153,7 +154,7 @@ _CPU: dict[str, dict[str, Any]] = {
 }
 
 _SMOKE: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
-_SMOKE["run"].update(seeds=[0], base_seed=0, figures_dir=None, workers=1)
+_SMOKE["run"].update(seeds=[0], base_seed=0, figures_dir=None, workers=1, ship_bases=False)
 _SMOKE["model"].update(text_hidden=32, text_layers=1, intermediate=64, vision_hidden=32, vision_layers=1)
 _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
 _SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_size=8, logging_steps=1)
@@ -173,7 +174,7 @@ _SMOKE["text_rft"].update(steps=2, batch_size=8, num_generations=4, max_completi
 _SMOKE["text_corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
-_GPU["run"].update(figures_dir=None, workers=1)  # one device: one run at a time
+_GPU["run"].update(figures_dir=None, workers=1, ship_bases=False)  # one device: one run at a time
 # Assumptions (the paper does not state them): the 3B model, bf16, LoRA rank 64 on every projection.
 _GPU["model"].update(source="Qwen/Qwen2.5-VL-3B-Instruct", dtype="bfloat16", lora_r=64, lora_alpha=128)
 _GPU["world"].update(train_per_capability=8, test_per_capability=8,  # no pretraining: notebook 00's examples only

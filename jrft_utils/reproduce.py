@@ -4,6 +4,7 @@
     python -m jrft_utils.reproduce --profile smoke --only 00 01  # some notebooks
     python -m jrft_utils.reproduce --profile cpu --from 02 --seeds 0 1 -p sft_learning_rate=3e-4
     python -m jrft_utils.reproduce --profile cpu --only 05 --force  # execute it even if unchanged
+    python -m jrft_utils.reproduce --profile cpu --rebuild-base      # pretrain the bases, not data/'s
 
 Executed copies go to ``runs/<profile>/notebooks/``. A notebook is a stage too: one whose cells,
 parameters and package source are unchanged, and whose upstream notebooks (the lower-numbered ones) were
@@ -230,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="a notebook parameter (repeatable); must be declared by a selected notebook")
     parser.add_argument("--force", action="store_true",
                         help="execute every selected notebook, even one unchanged since its last run")
+    parser.add_argument("--rebuild-base", action="store_true",
+                        help="pretrain the bases even when data/ ships them (notebooks 00 and 08: rebuild_base=True)")
     args = parser.parse_args(argv)
     try:
-        extra = dict(parse_parameter(p) for p in args.parameter)
+        extra = dict(parse_parameter(p) for p in args.parameter) | ({"rebuild_base": True} if args.rebuild_base else {})
         return run(args.profile, args.seeds, args.only, args.start, extra, force=args.force)
     except (RunnerError, profiles.ProfileError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import dynamics, finetuning, generation, methods, results, stages, template, textworld, trainers
+from jrft_utils import dynamics, finetuning, generation, methods, results, shipped, stages, template, textworld, trainers
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -69,17 +69,25 @@ def tokenizer_words() -> tuple[str, ...]:
 # The base
 
 
-def pretrain(config: Config, progress: bool = True) -> dict[str, Any]:
+def base_params(config: Config) -> dict[str, Any]:
+    """What decides the text base (its stage parameters, whose fingerprint is its recipe)."""
+    return {"pretrain": config["text_pretrain"], "model": config["text_model"],
+            "world": config["text_world"]["train_per_capability"], "seed": config["run"]["base_seed"],
+            "vocabulary": tokenizer_words()}
+
+
+def pretrain(config: Config, progress: bool = True, rebuild: bool = False) -> dict[str, Any]:
     """Build the tiny text decoder (``text_model``) and train it with ``SFTTrainer`` on the text world
-    (``text_pretrain``, seed ``run.base_seed``; cached stage in :func:`base_dir`). Returns the pretraining
-    log (loss rows, time, parameter count, checkpoint)."""
+    (``text_pretrain``, seed ``run.base_seed``; cached stage in :func:`base_dir`), unless the shipped base
+    ``data/text_base`` has the same recipe and ``rebuild`` is off (:func:`shipped.reusable`). Returns the
+    pretraining log (loss rows, time, parameter count, checkpoint), ``cached`` and ``shipped``."""
     cfg, model_cfg, world_cfg = config["text_pretrain"], config["text_model"], config["text_world"]
     seed = config["run"]["base_seed"]
     out = base_dir(config)
-    params = {"pretrain": cfg, "model": model_cfg, "world": world_cfg["train_per_capability"], "seed": seed,
-              "vocabulary": tokenizer_words()}
-    if stages.cached(out, params) is not None:
-        return json.loads((out / "pretrain_log.json").read_text()) | {"cached": True}
+    params = base_params(config)
+    reuse = shipped.reusable(out, params, shipped.DATA_DIR / "text_base", rebuild)
+    if reuse is not None:
+        return json.loads((out / shipped.LOG).read_text()) | {"cached": True, "shipped": "shipped" in reuse}
     shutil.rmtree(out, ignore_errors=True)
     torch.set_num_threads(config["pretrain"]["threads"])
     samples = [s for cap in textworld.CAPABILITIES
@@ -96,9 +104,19 @@ def pretrain(config: Config, progress: bool = True) -> dict[str, Any]:
     tokenizer.padding_side = "left"
     modeling.save_checkpoint(model.eval(), tokenizer, out)
     shutil.rmtree(out / "trainer", ignore_errors=True)
-    results.write_json_atomic(out / "pretrain_log.json", info)
+    results.write_json_atomic(out / shipped.LOG, info)
     stages.mark_done(out, params, {"train_time_s": info["train_time_s"]})
-    return info | {"cached": False}
+    return info | {"cached": False, "shipped": False}
+
+
+def ship_base(config: Config, model, tokenizer, base_eval: dict[str, Any]) -> str:
+    """Ship the text base to ``data/text_base`` (:func:`shipped.ship`) with ``base_eval`` (its scores on
+    the full sets, :func:`evaluate`) and its scores on their subset, measured here; returns what was done,
+    in words."""
+    if not config["run"]["ship_bases"]:
+        return shipped.ship(config, "text_base", base_dir(config), {})
+    scores = evaluate(model, tokenizer, shipped.subset(test_sets(config)), task_split(config, "test")[:shipped.SUBSET])
+    return shipped.ship(config, "text_base", base_dir(config), {"full": base_eval, "subset": scores})
 
 
 def load_base(config: Config):
