@@ -50,6 +50,11 @@ def test_plan_passes_seeds_and_parameters_only_where_declared(fake_notebooks):
         {"profile": "smoke"}, {"profile": "smoke", "seeds": [3, 4], "lr": 0.1}, {"profile": "smoke"}]
 
 
+def test_the_notebooks_that_pretrain_a_base_can_rebuild_it():
+    declare = {nb.path.stem for nb in reproduce.discover() if "rebuild_base" in nb.parameters}
+    assert declare == {"00_base_model", "08_text_only"}  # what --rebuild-base reaches
+
+
 def test_plan_rejects_unknown_parameter_and_profile(fake_notebooks):
     with pytest.raises(reproduce.RunnerError, match="'momentum' is not a parameter"):
         reproduce.plan(fake_notebooks, "smoke", None, {"momentum": 0.9})
@@ -74,6 +79,7 @@ def _cli(*args):
     (["--profile", "tpu"], "error: unknown profile 'tpu'"),
     (["--profile", "smoke", "--only", "99"], "error: unknown notebook '99'"),
     (["--profile", "smoke", "-p", "no_such_knob=1"], "error: parameter 'no_such_knob' is not a parameter"),
+    (["--profile", "smoke", "--only", "02", "--rebuild-base"], "error: parameter 'rebuild_base' is not a parameter"),
 ])
 def test_cli_bad_input_is_one_line_error(args, message):
     result = _cli(*args)
