@@ -31,7 +31,7 @@ def save_figure(fig: plt.Figure, name: str, out: Path) -> Path:
 
 
 def curves_frame(runs: dict[str, list[dict]], **labels: str) -> pd.DataFrame:
-    """Curve points (as :class:`jrft_utils.training.CurveCallback` writes them) of several runs as one
+    """Curve points (as :class:`jrft_utils.trainers.CurveCallback` writes them) of several runs as one
     long table: one row per (run, step, metric). ``runs`` maps a run label (e.g. ``"seed 0"``) to its
     points; ``labels`` become constant columns (e.g. ``method="SFT"``). Points of the text-only
     experiment (``task_acc``) give a "task exact" metric instead of the jigsaw ones."""
