@@ -15,8 +15,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import modeling
-from jrft_utils import evaluation, qwen, results, shipped, stages, template, trainers, world
+from jrft_utils import evaluation, modeling, qwen, results, shipped, stages, template, trainers, world
 from jrft_utils.profiles import Config
 
 
@@ -215,11 +214,8 @@ def ship_base(config: Config, model, processor, prior_sets, prior: dict[str, flo
     """Ship the base in ``config.base_dir`` to ``data/base`` (:func:`shipped.ship`) with its scores:
     ``prior`` on the full ``prior_sets`` and the scores on their subset, measured here; returns what was
     done, in words."""
-    if not config["run"]["ship_bases"]:
-        return shipped.ship(config, "base", config.base_dir, {})
-    scores = evaluation.evaluate_prior(model, processor, shipped.subset(prior_sets),
-                                       batch_size=config["world"]["eval_batch_size"], progress=False)
-    return shipped.ship(config, "base", config.base_dir, {"full": prior, "subset": scores})
+    return shipped.ship(config, "base", config.base_dir, prior, lambda: evaluation.evaluate_prior(
+        model, processor, shipped.subset(prior_sets), batch_size=config["world"]["eval_batch_size"], progress=False))
 
 
 def load_pretrain_log(config: Config) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jrft_utils import results, stages
 from jrft_utils.profiles import REPO_ROOT, Config, resolve
@@ -69,14 +69,17 @@ def write(checkpoint: Path, dest: Path, prior: dict[str, Any]) -> dict[str, Any]
     return manifest
 
 
-def ship(config: Config, name: str, checkpoint: Path, prior: dict[str, Any]) -> str:
-    """Ship ``checkpoint`` as ``data/<name>`` (:func:`write`) when ``config`` is its profile's own
-    settings and the profile ships its bases (``run.ship_bases``); returns what was done, in words."""
+def ship(config: Config, name: str, checkpoint: Path, full: dict[str, Any],
+         score_subset: Callable[[], dict[str, Any]]) -> str:
+    """Ship ``checkpoint`` as ``data/<name>`` (:func:`write`) with its scores, ``full`` on the full sets and
+    ``score_subset()`` on their :func:`subset` (measured only when it is shipped), when ``config`` is its
+    profile's own settings and the profile ships its bases (``run.ship_bases``); returns what was done,
+    in words."""
     if not config["run"]["ship_bases"]:
         return f"not shipped: profile {config.profile!r} does not ship its bases (run.ship_bases)"
     if config.sections != resolve(config.profile).sections:
         return "not shipped: this run changed the profile's knobs (only the profile's own base is shipped)"
-    manifest = write(checkpoint, DATA_DIR / name, prior)
+    manifest = write(checkpoint, DATA_DIR / name, {"full": full, "subset": score_subset()})
     size = sum((DATA_DIR / name / f).stat().st_size for f in manifest["files"])
     return f"shipped to {DATA_DIR / name} (recipe {manifest['recipe']}, {size / 1e6:.1f} MB): commit it"
 

@@ -113,10 +113,8 @@ def ship_base(config: Config, model, tokenizer, base_eval: dict[str, Any]) -> st
     """Ship the text base to ``data/text_base`` (:func:`shipped.ship`) with ``base_eval`` (its scores on
     the full sets, :func:`evaluate`) and its scores on their subset, measured here; returns what was done,
     in words."""
-    if not config["run"]["ship_bases"]:
-        return shipped.ship(config, "text_base", base_dir(config), {})
-    scores = evaluate(model, tokenizer, shipped.subset(test_sets(config)), task_split(config, "test")[:shipped.SUBSET])
-    return shipped.ship(config, "text_base", base_dir(config), {"full": base_eval, "subset": scores})
+    return shipped.ship(config, "text_base", base_dir(config), base_eval, lambda: evaluate(
+        model, tokenizer, shipped.subset(test_sets(config)), task_split(config, "test")[:shipped.SUBSET]))
 
 
 def load_base(config: Config):

@@ -65,9 +65,10 @@ def test_a_shipped_base_that_does_not_match_its_manifest_is_refused(smoke_shippe
 
 def test_only_a_profile_that_ships_with_its_own_settings_writes_to_data(tmp_path):
     smoke = profiles.resolve("smoke")
-    assert "does not ship" in shipped.ship(smoke, "base", tmp_path, {})
+    never = lambda: pytest.fail("a base that is not shipped was scored")  # noqa: E731
+    assert "does not ship" in shipped.ship(smoke, "base", tmp_path, {}, never)
     changed = profiles.resolve("cpu", pretrain={"steps": 10})
-    assert "changed the profile's knobs" in shipped.ship(changed, "base", tmp_path, {})
+    assert "changed the profile's knobs" in shipped.ship(changed, "base", tmp_path, {}, never)
 
 
 @pytest.mark.parametrize("name", ["base", "text_base"])
