@@ -11,6 +11,7 @@ must fit in GRPO's ``max_completion_length``: :func:`check_room` says so before 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,11 @@ def start(config: Config, seed: int) -> finetuning.Start:
         return finetuning.base_start(config)
     check_room(rft, config["jigsaw"]["rows"] * config["jigsaw"]["cols"])
     steps = rft["cold_start_steps"]
-    run = finetuning.finetune(config, "sft", name(steps, rft["cold_start_answers"], rft["cold_start_replay"],
-                                            rft["cold_start_think"]),
-                        corpus(config, seed), seed, finetuning.evaluation_sets(config, "rft"), keep_model=True,
-                        steps=steps, eval_every=steps)
+    # a run's fingerprint does not depend on its data: the corpus and the sets are built only for training
+    job = finetuning.plan(config, "sft", name(steps, rft["cold_start_answers"], rft["cold_start_replay"],
+                                              rft["cold_start_think"]),
+                          None, None, seed=seed, start=finetuning.base_start(config), keep_model=True,
+                          steps=steps, eval_every=steps)
+    run = job.finished() or finetuning.execute(dataclasses.replace(job, dataset=corpus(config, seed)),
+                                               *finetuning.evaluation_sets(config, "rft"))
     return finetuning.Start(Path(run["dir"]) / "model", stages.stage_fingerprint(run["dir"], "03_rft", config.profile))
