@@ -12,13 +12,14 @@
   block replaced by the ground truth (our construction; the paper's is not known). One sample per puzzle.
 
 Rollout corpora depend on the RFT run of the same seed; each built corpus is cached on disk under
-``runs/<profile>/corpora/<name>/seed<k>``.
+``runs/<profile>/corpora/<name>/seed<k>-<key>`` (``key``: the fingerprint of what decides it).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 from typing import Any
 
 from jrft_utils import finetuning, generation, jigsaw, methods, stages, teacher
@@ -39,9 +40,13 @@ def check_corpus(name: str) -> None:
         raise ValueError(f"unknown corpus {name!r}; corpora: {CORPORA}")
 
 
-def rft_run_dir(config: Config, seed: int):
-    """The main RFT run of ``seed`` (notebook 03), whose final model and snapshot the rollouts come from."""
-    return finetuning.run_dir_for(config, "rft", config["rft"]["learning_rate"], seed)
+def rft_run_dir(config: Config, seed: int) -> Path:
+    """The main RFT run of ``seed`` that notebook 03 recorded for ``config`` (:func:`finetuning.load_method_results`),
+    whose final model and snapshot the rollouts come from."""
+    runs = finetuning.load_method_results(config, "rft", made_by="03_rft")["main"]
+    if seed not in runs:
+        raise config.missing(f"RFT run of seed {seed}", finetuning.method_results_path(config, "rft"), "03_rft")
+    return Path(runs[seed]["dir"])
 
 
 def with_true_answer(completion: str, answer: str) -> str:
@@ -116,8 +121,8 @@ def build(config: Config, name: str, seed: int):
     inputs = {}
     if name.endswith("rollouts"):
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), "03_rft", config.profile)
-    out = config.run_dir / "corpora" / name / f"seed{seed}"
     params = {"name": name, "seed": seed, "cfg": config["corpora"], "jigsaw": config["jigsaw"], "inputs": inputs}
+    out = config.run_dir / "corpora" / name / f"seed{seed}-{stages.fingerprint(params)[:8]}"
     if stages.cached(out, params) is None:
         shutil.rmtree(out, ignore_errors=True)  # a build killed half-way
         train = finetuning.jigsaw_splits(config)["train"]

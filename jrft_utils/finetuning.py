@@ -2,10 +2,12 @@
 disk, and trained in this process or in worker processes; the main runs and learning-rate sweeps of a
 method.
 
-A run's folder is ``runs/<profile>/finetune/<corpus>/lr<rate>/seed<k>``. Its cache fingerprint
-(:mod:`jrft_utils.stages`) holds everything that decides it: the method's knobs, the seed, the jigsaw's
-knobs, the fingerprints of the stages its data came from and of the checkpoint it starts from
-(:class:`Start`). A run whose fingerprint is unchanged is read back instead of trained.
+A run's folder is ``runs/<profile>/finetune/<corpus>/lr<rate>/seed<k>-<key>``, ``key`` being its cache
+fingerprint (:mod:`jrft_utils.stages`) of everything that decides it: the method's knobs, the seed, the
+jigsaw's knobs, the fingerprints of the stages its data came from and of the checkpoint it starts from
+(:class:`Start`). A run whose fingerprint is unchanged is read back instead of trained, and a run with
+other knobs (an exercise's) gets a folder of its own instead of replacing it. The list of a method's
+runs (``runs.json``) goes to the configuration's :attr:`~jrft_utils.profiles.Config.out_dir`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def base_start(config: Config) -> Start:
 
 def jigsaw_splits(config: Config):
     """The profile's jigsaw splits (built and saved on first use)."""
-    return jigsaw.load_or_build_splits(config["jigsaw"], config.data_dir / "jigsaw")
+    return jigsaw.load_or_build_splits(config["jigsaw"], config.keyed_dir(config.data_dir, "jigsaw",
+                                                                         lambda c: c.sections["jigsaw"]))
 
 
 def evaluation_sets(config: Config, method: str) -> tuple[Any, Any]:
@@ -67,11 +70,6 @@ def evaluate_all(model, processor, jigsaw_test, prior_test_sets, batch_size: int
     prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)
     return {"jigsaw_acc": scores["acc"], "jigsaw_hit": scores["hit"], "jigsaw_fmt": scores["fmt"],
             "prior": prior}
-
-
-def run_dir_for(config: Config, corpus: str, learning_rate: float, seed: int) -> Path:
-    """Where the fine-tuning run on ``corpus`` at ``learning_rate`` and ``seed`` keeps its outputs."""
-    return config.run_dir / "finetune" / corpus / f"lr{learning_rate:g}" / f"seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -106,8 +104,8 @@ def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, st
     cfg = config.with_knobs(method, **knobs)[method]
     params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
               "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint}
-    return Job(method, corpus, dataset, seed, cfg, start, run_dir_for(config, corpus, cfg["learning_rate"], seed),
-               params, {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"]},
+    out = config.run_dir / "finetune" / corpus / f"lr{cfg['learning_rate']:g}" / f"seed{seed}-{stages.fingerprint(params)[:8]}"
+    return Job(method, corpus, dataset, seed, cfg, start, out, params, {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"]},
                config["model"], keep_model, config.run_dir / "finetune" / "start_points")
 
 
@@ -264,15 +262,21 @@ def _call_on_one_thread(call: Callable[[], Any], log: Path) -> Any:
 
 def method_results_path(config: Config, corpus: str) -> Path:
     """Where :func:`run_methods` writes all runs of one corpus (main and sweep, with their curves)."""
-    return config.run_dir / "finetune" / corpus / "runs.json"
+    return config.out_dir / "finetune" / corpus / "runs.json"
 
 
 def load_method_results(config: Config, corpus: str, made_by: str) -> dict[str, Any]:
     """The runs :func:`run_methods` wrote for ``corpus`` (JSON keys become numbers again); ``made_by``
-    names the notebook that makes them (e.g. ``"02_sft"``), for the error when they are missing."""
+    names the notebook that makes them (e.g. ``"02_sft"``), for the error when they are missing. A run
+    with changed knobs that has not made them itself reads the profile's own runs, when nothing that
+    decides them changed (their method's knobs, the jigsaw's, the base)."""
     path = method_results_path(config, corpus)
+    own = config.own()
+    section = "rft" if corpus == "rft" else "sft"
+    if not path.exists() and config.is_own(section, "jigsaw") and config.base_dir == own.base_dir:
+        path = method_results_path(own, corpus)
     if not path.exists():
-        raise config.missing(f"{corpus!r} runs", path, made_by)
+        raise config.missing(f"{corpus!r} runs", method_results_path(config, corpus), made_by)
     raw = json.loads(path.read_text())
     return {"main": {int(k): v for k, v in raw["main"].items()},
             "sweep": {float(k): v for k, v in raw["sweep"].items()}}

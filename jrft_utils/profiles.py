@@ -12,10 +12,13 @@ Nothing else in the package branches on a profile's name.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,6 +133,13 @@ _CPU: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "require_correct": True,  # keep only a correct rollout (False: any; smoke only)
     },
+    "analysis": {               # what the notebooks read off finished runs (no training depends on them)
+        "example_seed": 0,      # the puzzle notebook 01 draws to show the tile convention
+        "common_accuracy": 0.1,  # notebook 03 compares the steps SFT and RFT need to reach this jigsaw accuracy
+        "reachability_temperatures": [1.0, 1.5, 2.0],  # sampling temperatures of the "can GRPO start?" checks
+        "reachability_puzzles": 32,  # training puzzles sampled (8 completions each) in notebook 03's check
+        "reachability_tasks": 64,  # training tasks sampled in notebook 08's check
+    },
     # The text-only validation (notebook 08): a tiny Qwen2 decoder pretrained on arithmetic and science,
     # then taught to find the largest digit of a list.
     "text_model": {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 256},
@@ -212,13 +222,13 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "test_per_capability", "steps", "vision_steps", "batch_size", "vision_batch_size", "eval_batch_size",
                      "logging_steps", "threads", "rows", "cols", "train_size", "test_size", "max_new_tokens",
                      "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
-                     "lbk_every", "num_samples", "limit", "reachability_puzzles", "hidden", "layers", "heads",
-                     "kv_heads", "task_train_size", "task_test_size", "min_len", "max_len", "workers"), _AT_LEAST_1),
-    **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "first_order_lrs",
-                     "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
+                     "lbk_every", "num_samples", "limit", "reachability_puzzles", "reachability_tasks", "hidden",
+                     "layers", "heads", "kv_heads", "task_train_size", "task_test_size", "min_len", "max_len", "workers"), _AT_LEAST_1),
+    **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "reachability_temperatures",
+                     "first_order_lrs", "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
     "cold_start_replay": (0, 0.9, True),
-    "seed": _NON_NEGATIVE,
+    **dict.fromkeys(("seed", "example_seed"), _NON_NEGATIVE),
     "test_region": (0, 1, False),
     "num_generations": (2, None, True),
 }
@@ -324,15 +334,45 @@ class Config:
         return Config(self.profile, {**self.sections, name: _applied(name, self[name], overrides)})
 
     @property
+    def changed(self) -> dict[str, dict[str, Any]]:
+        """The knobs whose values differ from the profile's own, by section (empty for the profile's own
+        settings, which a reproduction runs with)."""
+        own = _own_sections(self.profile)
+        return {name: {k: v for k, v in values.items() if own[name][k] != v}
+                for name, values in self.sections.items() if values != own[name]}
+
+    def is_own(self, *sections: str) -> bool:
+        """Whether ``sections`` (all of them when none is named) hold the profile's own values."""
+        own = _own_sections(self.profile)
+        return all(self.sections[name] == own[name] for name in sections or self.sections)
+
+    @property
     def run_dir(self) -> Path:
         """``runs/<profile>`` under the repository, or under the folder named by the environment variable
-        ``JRFT_RUN_ROOT`` (the tests use it to stay out of ``runs/``)."""
+        ``JRFT_RUN_ROOT`` (the tests use it to stay out of ``runs/``). It holds every stage of every run of
+        the profile, each in a folder of its own (:meth:`keyed_dir`), so that no run replaces another."""
         return Path(os.environ.get("JRFT_RUN_ROOT") or REPO_ROOT / "runs") / self.profile
+
+    @property
+    def out_dir(self) -> Path:
+        """Where this run's records go (the runs' lists, and its figures and summary unless the profile names
+        a figures folder): :attr:`run_dir` with the profile's own settings, else ``run_dir/variants/<key>``
+        (``key``: a fingerprint of the changed knobs)."""
+        changed = self.changed
+        return self.run_dir / "variants" / fingerprint(changed)[:8] if changed else self.run_dir
+
+    def keyed_dir(self, parent: Path, name: str, decided_by: Callable[[Config], Any]) -> Path:
+        """``parent/name`` when ``decided_by(config)`` (what decides the stage stored there) is the same as
+        with the profile's own settings, else ``parent/name-<key>`` with ``key`` a fingerprint of it: a run
+        with changed knobs stores such a stage beside the profile's own instead of replacing it."""
+        mine = decided_by(self)
+        return parent / name if mine == decided_by(self.own()) else parent / f"{name}-{fingerprint(mine)[:8]}"
 
     @property
     def base_dir(self) -> Path:
         """Where notebook 00 saves the pretrained base model."""
-        return self.run_dir / "base"
+        return self.keyed_dir(self.run_dir, "base", lambda c: [c.sections[s] for s in ("model", "world", "pretrain")]
+                              + [c.sections["run"]["base_seed"]])
 
     @property
     def data_dir(self) -> Path:
@@ -341,11 +381,17 @@ class Config:
 
     @property
     def figures_dir(self) -> Path:
-        """Where the figures and ``summary.json`` go (created if missing)."""
+        """Where the figures and ``summary.json`` go (created if missing): the profile's ``run.figures_dir``
+        (default: ``figures`` of the run folder) with the profile's own settings, and ``figures`` of
+        :attr:`out_dir` with changed knobs, so that an exercise never overwrites the reproduction's."""
         configured = self.sections["run"]["figures_dir"]
-        path = REPO_ROOT / configured if configured else self.run_dir / "figures"
+        path = REPO_ROOT / configured if configured and not self.changed else self.out_dir / "figures"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def own(self) -> Config:
+        """The profile with its own settings (whose records a run with changed knobs starts from)."""
+        return Config(self.profile, _own_sections(self.profile))
 
     def missing(self, what: str, path: str | Path, notebook: str) -> FileNotFoundError:
         """:func:`missing_artifact` for this profile."""
@@ -354,6 +400,9 @@ class Config:
     def __str__(self) -> str:
         lines = [f"profile {self.profile!r}:"]
         lines += [f"  {name}: {values}" for name, values in self.sections.items()]
+        if self.changed:
+            lines.append(f"changed knobs {self.changed}: this run's figures and summary go to {self.figures_dir}, "
+                         "beside the reproduction's (which stay as they are)")
         return "\n".join(lines)
 
 
@@ -367,6 +416,21 @@ def resolve(profile: str, **overrides: dict[str, Any] | None) -> Config:
         raise ProfileError(f"profile {profile!r} has no section(s) {sorted(unknown)}; sections: {sorted(prof)}")
     sections = {name: section(profile, name, **(overrides.get(name) or {})) for name in prof}
     return Config(profile, sections)
+
+
+@functools.lru_cache(maxsize=None)
+def _own_frozen(profile: str) -> str:
+    return json.dumps(resolve(profile).sections)
+
+
+def _own_sections(profile: str) -> dict[str, dict[str, Any]]:
+    """The sections of ``profile`` with its own values (a fresh copy)."""
+    return json.loads(_own_frozen(profile))
+
+
+def fingerprint(params: dict[str, Any]) -> str:
+    """A stable hash of JSON-able ``params`` (16 hex digits)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def missing_artifact(what: str, path: str | Path, notebook: str, profile: str) -> FileNotFoundError:

@@ -6,7 +6,9 @@
     python -m jrft_utils.reproduce --profile cpu --only 05 --force  # execute it even if unchanged
     python -m jrft_utils.reproduce --profile cpu --rebuild-base      # pretrain the bases, not data/'s
 
-Executed copies go to ``runs/<profile>/notebooks/``. A notebook is a stage too: one whose cells,
+Executed copies go to ``runs/<profile>/notebooks/``; with ``--seeds`` or ``-p`` (changed knobs) to
+``runs/<profile>/variants/runner-<key>/notebooks/``, and each notebook then writes its figures and summary
+beside its runs (its first cell prints where), never over the reproduction's. A notebook is a stage too: one whose cells,
 parameters and package source are unchanged, and whose upstream notebooks (the lower-numbered ones) were
 not executed again since it ran, is reused (its executed copy and figures are kept) unless ``--force``.
 Inside the notebooks, each training stage has its own cache, so a notebook that is executed again redoes
@@ -181,9 +183,13 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     notebooks = discover(notebooks_dir)
     steps = plan(select(notebooks, only, start), profile, seeds, extra or {})
     config = profiles.resolve(profile)
-    out_dir = config.run_dir / "notebooks"
+    knobs = {k: v for k, v in (extra or {}).items() if k != "rebuild_base"} | ({"seeds": seeds} if seeds else {})
+    # with changed knobs, the executed copies go beside the reproduction's, as the notebooks' figures do
+    out_dir = (config.run_dir / "variants" / f"runner-{stages.fingerprint(knobs)[:8]}" if knobs
+               else config.run_dir) / "notebooks"
     package = package_fingerprint()
     reused = 0
+    times: dict[str, float] = {}
     t0 = time.perf_counter()
     for i, (nb, params) in enumerate(steps, 1):
         inputs = notebook_inputs(nb, params, [e for e in notebooks if e.number < nb.number], out_dir, package)
@@ -203,19 +209,21 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
                   file=sys.stderr)
             print(f"executed notebook: {out_dir / nb.path.name}", file=sys.stderr)
             return 1
-        took = time.perf_counter() - t1
+        took = times[nb.path.stem] = time.perf_counter() - t1
         written = sorted(name for name, stamp in figure_stamps(config.figures_dir).items() if before.get(name) != stamp)
         stages.mark_done(out_dir / nb.path.stem, inputs,
                          {"execution": uuid.uuid4().hex, "figures": written, "time_s": round(took, 1)})
         print(f"    done in {took:.0f} s -> {executed}", flush=True)
     wall = time.perf_counter() - t0
+    if times:
+        print("time per notebook: " + ", ".join(f"{name} {took:.0f} s" for name, took in times.items()), flush=True)
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
     machine = results.machine()
     memory = f"peak memory of a notebook kernel {peak_gb:.2f} GB; " if reused < len(steps) else ""
     print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min; {reused} reused); {memory}"
           f"run folder {folder_size(config.run_dir) / 1e9:.2f} GB; "
           f"kernels {machine['cpu_capability']}", flush=True)
-    if len(steps) == len(notebooks) and not reused:  # the wall time of executing every notebook
+    if len(steps) == len(notebooks) and not reused and not knobs:  # the wall time of executing every notebook
         results.record_fields(config, wall_time_s=wall, machine=machine)
     return 0
 

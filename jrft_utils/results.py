@@ -48,8 +48,11 @@ def _empty(config: Config) -> dict[str, Any]:
 
 
 def load_summary(config: Config) -> dict[str, Any]:
-    """The run's summary, or an empty one in the contract's shape."""
+    """The run's summary, or an empty one in the contract's shape. A run with changed knobs that has none
+    yet starts from the profile's own (when its base is the same: the base's numbers are then its too)."""
     path = summary_path(config)
+    if not path.exists() and config.changed and config.base_dir == config.own().base_dir:
+        path = summary_path(config.own())
     return json.loads(path.read_text()) if path.exists() else _empty(config)
 
 
@@ -70,13 +73,11 @@ def start_summary(config: Config) -> dict[str, Any]:
     return summary
 
 
-def run_seeds(config: Config, seeds: list[int] | None = None) -> list[int]:
-    """The seeds a later notebook trains with: ``seeds`` (None: all of the summary's), checked for type
-    and range, and each one of the seeds the summary was started with (notebook 00)."""
+def run_seeds(config: Config) -> list[int]:
+    """The seeds a later notebook trains with: ``run.seeds`` of ``config``, each one of the seeds the
+    summary was started with (notebook 00)."""
     summary = load_summary(config)
-    if seeds is None:
-        return list(summary["seeds"])
-    seeds = config.with_knobs("run", seeds=seeds)["run"]["seeds"]
+    seeds = config["run"]["seeds"]
     unknown = [s for s in seeds if s not in summary["seeds"]]
     if unknown:
         raise ProfileError(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jrft_utils import results, stages
-from jrft_utils.profiles import REPO_ROOT, Config, resolve
+from jrft_utils.profiles import REPO_ROOT, Config
 
 DATA_DIR = REPO_ROOT / "data"
 MANIFEST = "manifest.json"
@@ -77,7 +77,7 @@ def ship(config: Config, name: str, checkpoint: Path, full: dict[str, Any],
     in words."""
     if not config["run"]["ship_bases"]:
         return f"not shipped: profile {config.profile!r} does not ship its bases (run.ship_bases)"
-    if config.sections != resolve(config.profile).sections:
+    if config.changed:
         return "not shipped: this run changed the profile's knobs (only the profile's own base is shipped)"
     manifest = write(checkpoint, DATA_DIR / name, {"full": full, "subset": score_subset()})
     size = sum((DATA_DIR / name / f).stat().st_size for f in manifest["files"])

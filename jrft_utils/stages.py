@@ -8,19 +8,14 @@ atomically, so a stage killed half-way has none and is simply run again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from jrft_utils import profiles, results
+from jrft_utils.profiles import fingerprint
 
 STAGE_FILE = "stage.json"
-
-
-def fingerprint(params: dict[str, Any]) -> str:
-    """A stable hash of JSON-able ``params``."""
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def cached(stage_dir: str | Path, params: dict[str, Any]) -> dict[str, Any] | None:

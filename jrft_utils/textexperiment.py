@@ -34,13 +34,16 @@ NOTEBOOK = "08_text_only"
 
 
 def run_dir(config: Config) -> Path:
-    """Where the text experiment keeps its stages."""
+    """Where the text experiment keeps its stages, each in a folder keyed by the fingerprint of what
+    decides it (a run with other knobs gets a folder of its own)."""
     return config.run_dir / "text"
 
 
 def base_dir(config: Config) -> Path:
-    """The text base checkpoint."""
-    return run_dir(config) / "base"
+    """The text base checkpoint (``text_base`` of the run folder, keyed like :func:`run_dir` by what
+    decides it)."""
+    return config.keyed_dir(config.run_dir, "text_base", lambda c: [
+        c.sections[s] for s in ("text_model", "text_world", "text_pretrain")] + [c.sections["run"]["base_seed"]])
 
 
 def conversational(prompt: str, completion: str | None = None) -> dict[str, Any]:
@@ -188,8 +191,8 @@ def grpo_dataset(tasks: list[dict[str, Any]]):
 
 
 def rft_run_dir(config: Config, seed: int) -> Path:
-    """The GRPO run of ``seed``, whose final model writes the ``rft_rollouts`` corpus."""
-    return run_dir(config) / "rft" / f"seed{seed}"
+    """The main GRPO run of ``seed``, whose final model writes the ``rft_rollouts`` corpus."""
+    return _run_spec(config, "rft", seed, False, {})[1]
 
 
 def corpus_samples(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
@@ -207,9 +210,9 @@ def corpus_samples(config: Config, name: str, seed: int) -> list[dict[str, Any]]
                 for t in tasks]
     cfg = config["text_corpora"]
     source = rft_run_dir(config, seed)
-    out = run_dir(config) / "corpora" / f"rft_rollouts_seed{seed}"
     params = {"cfg": cfg, "seed": seed, "rft": stages.stage_fingerprint(source, NOTEBOOK, config.profile),
               "world": config["text_world"]}
+    out = run_dir(config) / "corpora" / f"rft_rollouts_seed{seed}-{stages.fingerprint(params)[:8]}"
     if stages.cached(out, params) is None:
         model, tokenizer = modeling.load_checkpoint(source / "model")
         k = cfg["num_samples"]
@@ -232,13 +235,13 @@ def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dic
         raise ValueError(f"unknown text method {method!r}; methods: {METHODS[1:]}")
     section = "text_rft" if method == "rft" else "text_sft"
     cfg = config.with_knobs(section, **knobs)[section]
-    out = rft_run_dir(config, seed) if method == "rft" and not frontier else \
-        run_dir(config) / method / f"lr{cfg['learning_rate']:g}" / f"seed{seed}"
     inputs = {"base": stages.stage_fingerprint(base_dir(config), NOTEBOOK, config.profile)}
     if method == "sft_rft_rollouts":
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), NOTEBOOK, config.profile)
     recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
     params = {"method": method, "cfg": recipe, "seed": seed, "world": config["text_world"], "inputs": inputs}
+    key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
+    out = run_dir(config) / ("rft" if method == "rft" and not frontier else f"{method}/lr{cfg['learning_rate']:g}") / key
     return cfg, out, params
 
 

@@ -84,8 +84,8 @@ def _outputs(run, seed: int) -> dict:
     from jrft_utils import rollouts
 
     curves = {str(p.relative_to(run)): json.loads(p.read_text())
-              for p in sorted(run.glob(f"finetune/*/lr*/seed{seed}/curves.json"))}
-    rft = next(run.glob(f"finetune/rft/lr*/seed{seed}"))
+              for p in sorted(run.glob(f"finetune/*/lr*/seed{seed}-*/curves.json"))}
+    rft = next(run.glob(f"finetune/rft/lr*/seed{seed}-*"))
     logged = rollouts.load_logged(rft)
     return {"curves": curves, "rollouts": logged[[c for c in logged if c != "prompt"]].to_dict("list")}
 
@@ -140,7 +140,10 @@ def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
     result = subprocess.run([*RUNNER, "--seeds", "1", *UP_TO_RFT], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=1200, env=resumed_run["env"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    seed0, seed1 = _summary(smoke_run[1]), _summary(resumed_run["run"])
+    run = resumed_run["run"]
+    variants = list((run / "variants").glob("*/figures/summary.json"))
+    assert len(variants) == 1 and _summary(run)["seeds"] == [0]  # other seeds: a run of its own, beside seed 0's
+    seed0, seed1 = _summary(smoke_run[1]), _summary(variants[0].parent.parent)
     assert seed1["seeds"] == [1]
     assert _numbers(seed1)["base"] == _numbers(seed0)["base"]  # one base per profile
     rollouts0, rollouts1 = (_outputs(run, seed)["rollouts"] for run, seed in ((smoke_run[1], 0), (resumed_run["run"], 1)))
@@ -156,7 +159,7 @@ def test_the_step0_point_is_measured_once_per_starting_checkpoint(smoke_run):
     _, run = smoke_run
     starts = sorted((run / "finetune" / "start_points").glob("*.json"))
     assert len(starts) == 2  # the base, and the cold start the smoke profile's RFT begins from
-    curves = {c: json.loads(next((run / "finetune" / c).glob("lr*/seed0/curves.json")).read_text())
+    curves = {c: json.loads(next((run / "finetune" / c).glob("lr*/seed0-*/curves.json")).read_text())
               for c in ("gt", "teacher", COLD_START, "rft")}
     assert curves["gt"][0] == curves["teacher"][0] == curves[COLD_START][0]  # all start from the base
     assert curves["gt"][0]["step"] == curves["rft"][0]["step"] == 0
@@ -167,6 +170,31 @@ def test_the_step0_point_is_measured_once_per_starting_checkpoint(smoke_run):
 
 def test_sweep_runs_at_other_rates_are_measured_at_start_and_end_only(smoke_run):
     _, run = smoke_run
-    steps = {lr: [p["step"] for p in json.loads((run / "finetune" / "gt" / lr / "seed0" / "curves.json").read_text())]
+    steps = {lr: [p["step"] for p in json.loads(next((run / "finetune" / "gt" / lr).glob("seed0-*/curves.json")).read_text())]
              for lr in ("lr0.0003", "lr0.001")}
     assert steps == {"lr0.0003": [0, 2, 4], "lr0.001": [0, 4]}  # the main rate, then the sweep's other rate
+
+
+# ----------------------------------------------------------------------------------------------------
+# Isolation: an exercise (a notebook executed with a changed knob) never overwrites the reproduction.
+
+def _files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_exercise_with_a_changed_knob_leaves_the_reproduction_byte_identical(smoke_run):
+    result, run = smoke_run
+    assert result.returncode == 0
+    before = _files(run)
+    exercise = subprocess.run([*RUNNER, "--only", "03", "-p", "beta=0.0"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=900, env=os.environ | {"JRFT_RUN_ROOT": str(run.parent)})
+    assert exercise.returncode == 0, exercise.stdout[-3000:] + exercise.stderr[-3000:]
+    after = _files(run)
+    assert {name: after.get(name) for name in before} == before  # the default run, figures and summary as they were
+    new = sorted(set(after) - set(before))
+    variant = [n for n in new if n.startswith("variants/") and n.endswith("figures/summary.json")]
+    assert len(variant) == 1 and "variants/runner-" in " ".join(new)  # its summary, and its executed notebook
+    assert any(n.startswith("finetune/rft/") for n in new)  # its RFT runs, in folders of their own
+    summary = json.loads(after[variant[0]])
+    assert summary["methods"]["rft"] != json.loads(before["figures/summary.json"])["methods"]["rft"]
+    assert summary["methods"]["base"] == json.loads(before["figures/summary.json"])["methods"]["base"]

@@ -118,3 +118,22 @@ def test_gpu_rollouts_have_the_room_that_evaluation_gives():
     notebook 04's rollouts get the same room as the jigsaw's evaluation."""
     room = profiles.section("gpu", "jigsaw")["max_new_tokens"]
     assert profiles.section("gpu", "rft")["max_completion_length"] == room  # notebook 04 samples with the same
+
+
+def test_a_config_with_changed_knobs_keeps_its_records_beside_the_profiles_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
+    own = profiles.resolve("cpu", sft={"learning_rate": profiles.section("cpu", "sft")["learning_rate"]})
+    assert own.changed == {} and own.is_own() and own.out_dir == tmp_path / "cpu"  # the same value is no change
+    assert own.figures_dir == profiles.REPO_ROOT / "figures" and "changed knobs" not in str(own)
+    exercise = profiles.resolve("cpu", rft={"beta": 0.0})
+    assert exercise.changed == {"rft": {"beta": 0.0}} and not exercise.is_own() and exercise.is_own("sft", "jigsaw")
+    assert exercise.out_dir.parent == tmp_path / "cpu" / "variants"
+    assert exercise.figures_dir == exercise.out_dir / "figures" != own.figures_dir
+    assert str(exercise.figures_dir) in str(exercise)  # the notebook's first cell says where its results go
+    assert exercise.base_dir == own.base_dir  # RFT's knobs do not decide the base: it is shared
+    assert exercise.own() == own.own() and exercise.own().changed == {}
+    other = profiles.resolve("cpu", rft={"beta": 0.5})
+    assert other.out_dir != exercise.out_dir  # each set of changes has a folder of its own
+    rebased = profiles.resolve("cpu", pretrain={"steps": 10})
+    assert rebased.base_dir.parent == own.base_dir.parent and rebased.base_dir.name.startswith("base-")
+    assert profiles.resolve("cpu", run={"seeds": [0]}).base_dir == own.base_dir  # fewer seeds, the same base

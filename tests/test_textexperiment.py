@@ -88,10 +88,12 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     text = results.load_summary(config)["text"]
     assert set(text["methods"]) == {"base", "rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
     assert set(text["corpora"]["gt"]) == {"lbk", "direction", "nll_base"}
-    # a changed recipe is a new stage: the RFT run is redone, and the corpus made from it too
-    before = stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile)
-    tx.finetune(config, "rft", 0, progress=False, learning_rate=3e-4)
-    assert stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile) != before
+    # a changed recipe is a new stage in a folder of its own: the profile's own run is not replaced
+    main = tx.rft_run_dir(config, 0)
+    before = stages.stage_fingerprint(main, tx.NOTEBOOK, config.profile)
+    other = tx.finetune(config, "rft", 0, progress=False, learning_rate=3e-4)
+    assert Path(other["dir"]) == tx.rft_run_dir(config.with_knobs("text_rft", learning_rate=3e-4), 0) != main
+    assert stages.stage_fingerprint(main, tx.NOTEBOOK, config.profile) == before
     with pytest.raises(ValueError, match="unknown text method"):
         tx.finetune(config, "sft_early_rollouts", 0)
 

@@ -60,7 +60,8 @@ def test_rft_starts_from_the_base_or_from_its_trained_warm_up(tmp_path, monkeypa
     assert base.dir == config.base_dir
     warm = warmup.start(config, 0)  # the smoke profile's one-step format warm-up
     name = warmup.name(1, "random", 0.5, "tiles")
-    assert warm.dir == finetuning.run_dir_for(config, name, config["sft"]["learning_rate"], 0) / "model"
+    assert warm.dir.parent.parent == config.run_dir / "finetune" / name / f"lr{config['sft']['learning_rate']:g}"
+    assert warm.dir.parent.name.startswith("seed0-") and warm.dir.name == "model"
     assert (warm.dir / "config.json").exists() and warm.fingerprint != base.fingerprint
 
 
