@@ -6,6 +6,7 @@ Nothing else in the package branches on a profile's name.
 
 - ``smoke``: seconds per notebook; used by the tests.
 - ``cpu``: the default, full tiny reproduction on a 2-core CPU.
+- ``class``: class exercises: the cpu profile's shipped base, one seed, no sweeps, shorter runs.
 - ``gpu``: the paper's scale (Qwen2.5-VL on a GPU); see docs/gpu.md.
 """
 
@@ -195,7 +196,19 @@ _GPU["rft"].update(cold_start_steps=0,  # Qwen2.5-VL follows the answer template
                    max_completion_length=256,  # room for reasoning, as jigsaw.max_new_tokens
                    beta=0.0)  # TRL's default: the paper states no KL term (the cpu anchor stops a tiny policy's collapse)
 
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "gpu": _GPU}
+# For class exercises on a laptop: the cpu profile's shipped base (its pretraining knobs untouched), one seed,
+# no learning-rate sweeps, shorter runs; its results go to runs/class, never to figures/.
+_CLASS: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
+_CLASS["run"].update(seeds=[0], figures_dir=None, ship_bases=False)
+_CLASS["jigsaw"].update(eval_batch_size=64)
+_CLASS["sft"].update(lr_sweep=[3e-4], eval_every=100, eval_test_size=50)
+_CLASS["rft"].update(steps=150, batch_size=64, lr_sweep=[1e-4], eval_every=75, eval_test_size=50)
+_CLASS["corpora"].update(num_samples=2)
+_CLASS["dynamics"].update(n_u=8, n_v=16, lbk_steps=20)
+_CLASS["text_sft"].update(lr_sweep=[1e-4])
+_CLASS["text_rft"].update(lr_sweep=[1e-4])
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "class": _CLASS, "gpu": _GPU}
 
 
 # what a cold start (rft.cold_start_steps) trains on: the puzzles' true answers, or random permutations
