@@ -81,6 +81,14 @@ def test_the_shipped_bases_match_their_manifests_and_the_cpu_recipe(name):
     cpu = profiles.resolve("cpu")
     recipe = (pretraining.base_params(cpu) if name == "base" else tx.base_params(cpu))
     assert manifest["recipe"] == stages.fingerprint(recipe)  # the cpu profile installs it
+    klass = profiles.resolve("class")  # and so does the class profile, which shares the cpu's base knobs
+    assert stages.fingerprint(pretraining.base_params(klass) if name == "base" else tx.base_params(klass)) == \
+        manifest["recipe"]
+
+
+def test_the_shipped_vision_base_meets_its_targets():
+    full = shipped.read(shipped.DATA_DIR / "base")["prior"]["full"]
+    assert full["mean"] >= 0.85 and all(acc >= 0.70 for acc in full.values()), full
 
 
 def test_the_shipped_vision_base_scores_what_its_manifest_says(tmp_path):
