@@ -1,5 +1,6 @@
 """The tables notebooks show from fine-tuning runs (as :mod:`jrft_utils.finetuning` returns them): final
-numbers per run, steps to reach an accuracy, the forgetting frontier's points and the paper's main table.
+numbers per run, steps to reach an accuracy, the forgetting frontier's points, the drops at matched accuracy
+and the paper's main table.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from jrft_utils import frontiers
 
 
 def steps_to_reach(points: list[dict[str, Any]], accuracy: float, metric: str = "jigsaw_acc") -> int | None:
@@ -58,6 +61,27 @@ def frontier_frame(sweeps: dict[str, dict[float, dict[str, Any]]], accuracy: str
     return pd.DataFrame([{"method": name, "learning rate": f"{lr:g}", "task_acc": run[accuracy],
                           "prior_mean": run["prior"]["mean"]}
                          for name, sweep in sweeps.items() for lr, run in sweep.items()])
+
+
+def method_points(setting: str, arm: str, runs: dict[str, Any], main_rate: float, sweep_seed: int,
+                  accuracy: str = "jigsaw_acc") -> list[dict[str, Any]]:
+    """The frontier points (:mod:`jrft_utils.frontiers`) of one method's runs as
+    :func:`jrft_utils.finetuning.run_methods` returns them (``{"main": {seed: run}, "sweep": {lr: run}}``):
+    every curve point of every run, the main runs at ``main_rate``, the sweep's on ``sweep_seed``."""
+    keyed = {(lr, sweep_seed): run for lr, run in runs["sweep"].items()}
+    keyed |= {(main_rate, seed): run for seed, run in runs["main"].items()}
+    return frontiers.points_from_runs(setting, arm, keyed, accuracy)
+
+
+def matched_table(points: list[dict[str, Any]], start_prior: float, names: dict[str, str],
+                  reference: str = "rft") -> pd.DataFrame:
+    """Prior-knowledge points (%) each arm loses from ``start_prior`` at the new-task accuracies it is
+    matched at (:func:`frontiers.matched_levels` of the ``reference`` arm: its best accuracy and fractions of
+    it), read off its Pareto frontier; ``names`` maps arm keys to column names. Empty cells: not reached."""
+    levels = frontiers.matched_levels(frontiers.by_arm(points), reference)
+    drops = frontiers.matched(points, start_prior, list(names), levels)["drop"]
+    return pd.DataFrame({names[arm]: [None if d is None else 100 * d for d in drop] for arm, drop in drops.items()},
+                        index=pd.Index([f"{100 * level:.1f}" for level in levels], name="new-task exact (%)"))
 
 
 def main_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy: str = "jigsaw_acc",

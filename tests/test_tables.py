@@ -3,6 +3,8 @@ numbers, the paper's main table, the forgetting frontier's rows)."""
 
 import math
 
+import pytest
+
 from jrft_utils import tables
 
 
@@ -48,3 +50,23 @@ def test_frontier_rows_read_the_named_accuracy_of_any_task():
                                      ["RFT", "0.0001", 0.73, 0.44]]
     vision = tables.frontier_frame({"SFT": {3e-4: _run(0.94, 0.2, [0.0])}})
     assert vision["task_acc"].tolist() == [0.94]
+
+
+def _curve_run(points: list[tuple[float, float]]) -> dict:
+    return {"curves": [{"step": 100 * i, "jigsaw_acc": a, "prior": {"mean": p}} for i, (a, p) in enumerate(points)]}
+
+
+def test_matched_table_reads_each_methods_frontier_at_the_reference_methods_best_accuracy():
+    sft = {"main": {0: _curve_run([(0.0, 0.8), (0.4, 0.5), (0.9, 0.3)]), 1: _curve_run([(0.0, 0.8), (0.8, 0.4)])},
+           "sweep": {1e-4: _curve_run([(0.0, 0.8), (0.2, 0.7)])}}
+    rft = {"main": {0: _curve_run([(0.0, 0.8), (0.2, 0.75), (0.4, 0.7)])}, "sweep": {}}
+    points = (tables.method_points("vision", "sft_gt", sft, 3e-4, 0) + tables.method_points("vision", "rft", rft, 1e-4, 0))
+    assert len(points) == 10 and {(p["lr"], p["seed"]) for p in points if p["arm"] == "sft_gt"} == {(3e-4, 0), (3e-4, 1), (1e-4, 0)}
+    table = tables.matched_table(points, 0.8, {"sft_gt": "SFT", "rft": "RFT"})
+    assert list(table.index) == ["20.0", "30.0", "40.0"]  # RFT's best (0.4), and half and three quarters of it
+    # SFT's frontier: (0, .8), (.2, .7), (.4, .5), (.8, .4), (.9, .3) (seed 0's (0.4, 0.5) is not dominated)
+    assert table.loc["40.0", "SFT"] == pytest.approx(30.0) and table.loc["40.0", "RFT"] == pytest.approx(10.0)
+    assert table.loc["30.0", "SFT"] == pytest.approx(20.0) and table.loc["30.0", "RFT"] == pytest.approx(7.5)
+    assert table.loc["20.0", "SFT"] == pytest.approx(10.0) and table.loc["20.0", "RFT"] == pytest.approx(5.0)
+    never = tables.matched_table(points, 0.8, {"rft": "RFT", "sft_teacher": "teacher"})
+    assert never["teacher"].isna().all()  # a method without points never reaches a level
