@@ -196,5 +196,7 @@ def test_an_exercise_with_a_changed_knob_leaves_the_reproduction_byte_identical(
     assert len(variant) == 1 and "variants/runner-" in " ".join(new)  # its summary, and its executed notebook
     assert any(n.startswith("finetune/rft/") for n in new)  # its RFT runs, in folders of their own
     summary = json.loads(after[variant[0]])
-    assert summary["methods"]["rft"] != json.loads(before["figures/summary.json"])["methods"]["rft"]
     assert summary["methods"]["base"] == json.loads(before["figures/summary.json"])["methods"]["base"]
+    mine = json.loads(after[variant[0].replace("figures/summary.json", "finetune/rft/runs.json")])["main"]["0"]["dir"]
+    own = json.loads(before["finetune/rft/runs.json"])["main"]["0"]["dir"]
+    assert mine != own and mine.startswith(str(run / "finetune" / "rft"))  # the exercise's RFT run, listed beside
