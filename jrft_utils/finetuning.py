@@ -104,8 +104,10 @@ def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, st
     cfg = config.with_knobs(method, **knobs)[method]
     params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
               "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint}
-    out = config.run_dir / "finetune" / corpus / f"lr{cfg['learning_rate']:g}" / f"seed{seed}-{stages.fingerprint(params)[:8]}"
-    return Job(method, corpus, dataset, seed, cfg, start, out, params, {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"]},
+    key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
+    out = config.run_dir / "finetune" / corpus / f"lr{cfg['learning_rate']:g}" / key
+    return Job(method, corpus, dataset, seed, cfg, start, out, params,
+               {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"]},
                config["model"], keep_model, config.run_dir / "finetune" / "start_points")
 
 
