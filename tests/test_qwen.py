@@ -117,7 +117,8 @@ def test_notebook_00_of_the_gpu_profile_runs_on_the_tiny_qwen_and_benchmark_copi
                         cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
                         parameters={"profile": "gpu", "model_source": str(tiny_qwen), "train_per_capability": 2,
                                     "benchmark_dir": str(bench_dir)})
-    config = profiles.resolve("gpu")
+    # the notebook's own knobs: a run with changed knobs keeps its base and summary beside the profile's
+    config = profiles.resolve("gpu", model={"source": str(tiny_qwen)}, world={"train_per_capability": 2})
     assert modeling.trainable_source(config.base_dir) == str(tiny_qwen)
     prior = results.load_summary(config)["methods"]["base"]["prior"]
     assert set(prior) == {*world.CAPABILITIES, "mean"}
