@@ -1,6 +1,7 @@
-"""The claims' verdicts and texts are frozen: for the committed ``figures/summary.json`` and for summaries
-with parts missing, :func:`claims.evaluate` returns exactly the list stored in ``data/claims_expected.json``
-(computed when the claims were one function, before they became a registry)."""
+"""The claims' verdicts and texts are frozen: for a frozen summary (``data/claims_summary.json``, a full
+reproduction's) and for copies of it with parts missing, :func:`claims.evaluate` returns exactly the list
+stored in ``data/claims_expected.json`` (computed when the claims were one function, before they became a
+registry). The frozen summary keeps this test independent of the committed run's numbers."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 from jrft_utils import claims, profiles
 
 EXPECTED = Path(__file__).parent / "data" / "claims_expected.json"
+FROZEN_SUMMARY = Path(__file__).parent / "data" / "claims_summary.json"
 
 
 def _cases(summary: dict) -> dict[str, dict]:
-    """The committed summary and variants of it with methods, corpora or the text section missing."""
+    """The frozen summary and variants of it with methods, corpora or the text section missing."""
     no_text = copy.deepcopy(summary)
     no_text.pop("text")
     few = copy.deepcopy(summary)
@@ -35,7 +37,7 @@ def _cases(summary: dict) -> dict[str, dict]:
 
 @pytest.mark.parametrize("case", list(json.loads(EXPECTED.read_text())))
 def test_claims_are_byte_identical_to_the_frozen_output(case):
-    summary = json.loads((profiles.REPO_ROOT / "figures" / "summary.json").read_text())
+    summary = json.loads(FROZEN_SUMMARY.read_text())
     expected = json.loads(EXPECTED.read_text())[case]
     got = claims.evaluate(_cases(summary)[case])  # json.dumps: byte-identical, NaN and key order included
     assert json.dumps(got, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)
