@@ -4,6 +4,13 @@ One small function per claim, with the thresholds that turn its numbers into ``y
 ``no`` beside it (named constants, stated in notebook 07); :data:`JUDGES` registers them and
 :func:`evaluate` runs the registry. Every ``ours`` string and every verdict is computed from the
 summary's numbers; a claim whose numbers are missing is ``no`` with ``ours`` saying what was not run.
+
+Each judge returns ``(ours, verdict, comparison)``. Claims about forgetting and speed (2, 3, 4, 5, 8, 9)
+are judged at *matched* new-task accuracy when the summary has the setting's ``matched`` drops
+(:mod:`jrft_utils.frontiers`: each arm's drop read off its Pareto frontier over learning rates and
+checkpoints, at the highest level every compared arm reaches), with the shared recipe's numbers beside
+them in ``ours``; without them, at the shared recipe (``comparison`` "recipe"). Drops are measured from
+the start every arm fine-tunes from (the ``start`` method), or from the base where no start is recorded.
 """
 
 from __future__ import annotations
@@ -13,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from jrft_utils import methods, paper
+from jrft_utils import frontiers, methods, paper
 
-Judge = Callable[[dict[str, Any]], tuple[str, str]]
-NOT_RUN = ("not run", "no")
+Judge = Callable[[dict[str, Any]], tuple[str, str, str]]
+NOT_RUN = ("not run", "no", "recipe")
 
 
 def _mean(values: list[float | None]) -> float:
@@ -29,10 +36,16 @@ def _sd(values: list[float | None]) -> float:
     return float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
 
+def reference(summary: dict[str, Any]) -> str:
+    """The checkpoint drops are measured from: ``start`` when recorded, else ``base``."""
+    return "start" if "start" in summary.get("methods", {}) else "base"
+
+
 def prior_drop(summary: dict[str, Any], method: str) -> float:
-    """Mean over seeds of (base mean prior accuracy - ``method``'s), in accuracy units (0.2 = 20 points)."""
+    """Mean over seeds of (the :func:`reference`'s mean prior accuracy - ``method``'s), in accuracy units
+    (0.2 = 20 points)."""
     ran = summary["methods"]
-    return _mean(ran["base"]["prior"]["mean"]) - _mean(ran[method]["prior"]["mean"])
+    return _mean(ran[reference(summary)]["prior"]["mean"]) - _mean(ran[method]["prior"]["mean"])
 
 
 def _pm(values: list[float | None], scale: float = 100.0, unit: str = "") -> str:
@@ -40,7 +53,7 @@ def _pm(values: list[float | None], scale: float = 100.0, unit: str = "") -> str
 
 
 def _drop_text(summary: dict[str, Any], method: str) -> str:
-    base = _mean(summary["methods"]["base"]["prior"]["mean"])
+    base = _mean(summary["methods"][reference(summary)]["prior"]["mean"])
     vals = [base - v for v in summary["methods"][method]["prior"]["mean"] if v is not None]
     return f"{methods.name(method)} prior drop {_pm(vals, unit=' pts')}"
 
@@ -53,98 +66,159 @@ def _have(summary: dict[str, Any], *names: str) -> bool:
 
 ZERO_SHOT_MAX = 0.05      # "cannot solve": base exact accuracy at most this
 LEARNED_MIN = 0.5         # "learnable": some method reaches at least this exact accuracy
+CHECKPOINTS = ("base", "start")  # what the arms fine-tune, not arms
 
 
-def zero_shot_then_learnable(summary: dict[str, Any]) -> tuple[str, str]:
+def _matched(summary: dict[str, Any], setting: str, arms: tuple[str, ...]) -> tuple[float, list[float]] | str | None:
+    """The highest matched level ``arms`` all reach in ``setting`` and their drops there; a sentence when
+    the setting has matched drops but no level every arm reaches; ``None`` without matched drops."""
+    entry = summary.get("matched", {}).get(setting)
+    if not entry:
+        return None
+    if not entry["levels"]:
+        return "cannot be compared at matched accuracy: RFT never rises above 0% exact"
+    common = frontiers.highest_common(entry, arms)
+    if common is None:
+        unreached = [methods.name(a) for a in arms if a not in entry["drop"] or entry["drop"][a][0] is None]
+        return (f"cannot be compared at matched accuracy: {', '.join(unreached) or 'the arms'} never reach "
+                f"{entry['levels'][0] * 100:.1f}% exact together")
+    return common
+
+
+def _at(level: float, arms: tuple[str, ...], drops: list[float]) -> str:
+    return (f"at {level * 100:.1f}% exact (matched): "
+            + ", ".join(f"{methods.name(a)} drop {d * 100:.1f} pts" for a, d in zip(arms, drops)))
+
+
+def zero_shot_then_learnable(summary: dict[str, Any]) -> tuple[str, str, str]:
     """Claim 1: the base solves at most ZERO_SHOT_MAX, the best fine-tuned method at least LEARNED_MIN
     (``partial``: one of the two)."""
     ran = summary.get("methods", {})
-    if not (_have(summary, "base") and ran["base"].get("jigsaw_acc") and len(ran) > 1):
+    arms = [m for m in ran if m not in CHECKPOINTS]
+    if not (_have(summary, "base") and ran["base"].get("jigsaw_acc") and arms):
         return NOT_RUN
     base = _mean(ran["base"]["jigsaw_acc"])
-    best_name = max((m for m in ran if m != "base"), key=lambda m: _mean(ran[m]["jigsaw_acc"]))
+    best_name = max(arms, key=lambda m: _mean(ran[m]["jigsaw_acc"]))
     best = _mean(ran[best_name]["jigsaw_acc"])
     ok = (base <= ZERO_SHOT_MAX) + (best >= LEARNED_MIN)
     return (f"base {base * 100:.1f}% exact; best after fine-tuning {best * 100:.1f}% ({methods.name(best_name)})",
-            ["no", "partial", "yes"][ok])
+            ["no", "partial", "yes"][ok], "recipe")
 
 
 STEP_RATIO = 10.0         # RFT needs >= this many times SFT's steps
 
 
-def sft_learns_in_fewer_steps(summary: dict[str, Any]) -> tuple[str, str]:
-    """Claim 2: SFT on answers is at least as accurate as RFT, in STEP_RATIO times fewer steps
-    (``partial``: as accurate in fewer than that)."""
+def sft_learns_in_fewer_steps(summary: dict[str, Any]) -> tuple[str, str, str]:
+    """Claim 2: SFT on answers reaches an accuracy in STEP_RATIO times fewer steps than RFT (``partial``: in
+    fewer). Matched: the steps each arm's fastest run needs to reach the highest level both reach; recipe:
+    SFT is at least as accurate as RFT after the recipes' steps, STEP_RATIO times fewer of them."""
     if not _have(summary, "sft_gt", "rft"):
         return NOT_RUN
     ran = summary["methods"]
     s_steps, r_steps = _mean(ran["sft_gt"]["steps"]), _mean(ran["rft"]["steps"])
     s_acc, r_acc = _mean(ran["sft_gt"]["jigsaw_acc"]), _mean(ran["rft"]["jigsaw_acc"])
-    ratio = r_steps / s_steps
-    verdict = "yes" if s_acc >= r_acc and ratio >= STEP_RATIO else "partial" if s_acc >= r_acc else "no"
-    return (f"SFT {s_acc * 100:.1f}% in {s_steps:.0f} steps; RFT {r_acc * 100:.1f}% in {r_steps:.0f} steps "
-            f"({ratio:.1f}x the steps)", verdict)
+    recipe = f"SFT {s_acc * 100:.1f}% in {s_steps:.0f} steps; RFT {r_acc * 100:.1f}% in {r_steps:.0f} steps"
+    common = _matched(summary, "vision", ("sft_gt", "rft"))
+    if common is None:
+        ratio = r_steps / s_steps
+        verdict = "yes" if s_acc >= r_acc and ratio >= STEP_RATIO else "partial" if s_acc >= r_acc else "no"
+        return f"{recipe} ({ratio:.1f}x the steps)", verdict, "recipe"
+    if isinstance(common, str):
+        return f"{common}; shared recipe: {recipe}", "no", "matched"
+    level = common[0]
+    arm_points = frontiers.by_arm([p for p in summary["frontier"] if p["setting"] == "vision"])
+    s_need, r_need = (frontiers.steps_to_reach(arm_points[a], level) for a in ("sft_gt", "rft"))
+    ratio = r_need / s_need if s_need else float("inf")
+    verdict = "yes" if ratio >= STEP_RATIO else "partial" if ratio > 1 else "no"
+    return (f"to reach {level * 100:.1f}% exact (matched): SFT {s_need} steps, RFT {r_need} ({ratio:.1f}x the "
+            f"steps); shared recipe: {recipe}", verdict, "matched")
 
 
 COLLAPSE_DROP = 0.20      # a drop of mean prior accuracy of at least 20 points is a collapse
 PARTIAL_DROP = 0.10       # within 10 points: partial (claims 3 and 4)
 
 
-def sft_forgets(summary: dict[str, Any]) -> tuple[str, str]:
-    """Claim 3: SFT on answers drops the mean prior accuracy by COLLAPSE_DROP (``partial``: PARTIAL_DROP)."""
-    if not _have(summary, "base", "sft_gt"):
+def sft_forgets(summary: dict[str, Any]) -> tuple[str, str, str]:
+    """Claim 3: SFT on answers drops the mean prior accuracy by COLLAPSE_DROP (``partial``: PARTIAL_DROP),
+    at the highest accuracy matched to RFT's (or at the shared recipe)."""
+    if not _have(summary, reference(summary), "sft_gt"):
         return NOT_RUN
-    d = prior_drop(summary, "sft_gt")
-    return _drop_text(summary, "sft_gt"), "yes" if d >= COLLAPSE_DROP else "partial" if d >= PARTIAL_DROP else "no"
+    recipe = _drop_text(summary, "sft_gt")
+    common = _matched(summary, "vision", ("sft_gt", "rft"))
+    if isinstance(common, str):
+        return f"{common}; shared recipe: {recipe}", "no", "matched"
+    d = prior_drop(summary, "sft_gt") if common is None else common[1][0]
+    verdict = "yes" if d >= COLLAPSE_DROP else "partial" if d >= PARTIAL_DROP else "no"
+    if common is None:
+        return recipe, verdict, "recipe"
+    return f"{_at(common[0], ('sft_gt', 'rft'), common[1])}; shared recipe: {recipe}", verdict, "matched"
 
 
-SMALL_DROP = 0.03         # "barely forgets" = within 3 points of base
+SMALL_DROP = 0.03         # "barely forgets" = within 3 points of the start
 
 
-def rft_barely_forgets(summary: dict[str, Any]) -> tuple[str, str]:
+def rft_barely_forgets(summary: dict[str, Any]) -> tuple[str, str, str]:
     """Claim 4: RFT drops the mean prior accuracy by at most SMALL_DROP (``partial``: PARTIAL_DROP), and
-    only while it learns the jigsaw (ZERO_SHOT_MAX over the base; else at most ``partial``)."""
-    if not _have(summary, "base", "rft"):
+    only while it learns the jigsaw (ZERO_SHOT_MAX over the start; else at most ``partial``). Matched: at
+    RFT's highest accuracy SFT on answers also reaches, and no more than SFT loses there (else at most
+    ``partial``)."""
+    ref = reference(summary)
+    if not _have(summary, ref, "rft"):
         return NOT_RUN
     ran = summary["methods"]
-    d = prior_drop(summary, "rft")
+    recipe = _drop_text(summary, "rft")
+    common = _matched(summary, "vision", ("rft", "sft_gt"))
+    if isinstance(common, str):
+        return f"{common}; shared recipe: {recipe}", "no", "matched"
+    d = prior_drop(summary, "rft") if common is None else common[1][0]
     verdict = "yes" if d <= SMALL_DROP else "partial" if d <= PARTIAL_DROP else "no"
-    gain = _mean(ran["rft"]["jigsaw_acc"]) - _mean(ran["base"].get("jigsaw_acc") or [0.0])
-    ours = _drop_text(summary, "rft")
+    gain = _mean(ran["rft"]["jigsaw_acc"]) - _mean(ran[ref].get("jigsaw_acc") or [0.0])
+    ours = recipe if common is None else f"{_at(common[0], ('rft', 'sft_gt'), common[1])}; shared recipe: {recipe}"
+    if common is not None and d > common[1][1]:
+        verdict = "partial" if verdict == "yes" else verdict
+        ours += "; RFT loses more than SFT at the same accuracy"
     if gain < ZERO_SHOT_MAX:  # keeping what it knew while learning nothing is not the paper's claim
         verdict = "partial" if verdict == "yes" else verdict
-        ours += f"; but RFT learned no jigsaw ({gain * 100:+.1f} pts exact over the base)"
-    return ours, verdict
+        ours += f"; but RFT learned no jigsaw ({gain * 100:+.1f} pts exact over the {ref})"
+    return ours, verdict, "recipe" if common is None else "matched"
 
 
 FORGETTING_ORDER = ("sft_gt", "sft_teacher", "sft_rft_rollouts")  # most to least forgetting, as the paper
 LBK_ORDER = tuple(methods.corpus_of()[m] for m in FORGETTING_ORDER)  # their corpora, in the same order
 
 
-def forgetting_follows_the_data(summary: dict[str, Any]) -> tuple[str, str]:
-    """Claim 5: the SFT methods' prior drops order strictly as FORGETTING_ORDER while each reaches
-    LEARNED_MIN (``partial``: the first drops more than the last)."""
-    if not _have(summary, "base", *FORGETTING_ORDER):
+def forgetting_follows_the_data(summary: dict[str, Any]) -> tuple[str, str, str]:
+    """Claim 5: the SFT methods' prior drops order strictly as FORGETTING_ORDER (``partial``: the first
+    drops more than the last). Matched: at the highest matched level all three reach; recipe: while each
+    reaches LEARNED_MIN."""
+    if not _have(summary, reference(summary), *FORGETTING_ORDER):
         return NOT_RUN
-    drops = [prior_drop(summary, m) for m in FORGETTING_ORDER]
     accs = [_mean(summary["methods"][m]["jigsaw_acc"]) for m in FORGETTING_ORDER]
+    recipe = ("; ".join(_drop_text(summary, m) for m in FORGETTING_ORDER)
+              + f"; jigsaw {', '.join(f'{a * 100:.0f}%' for a in accs)}")
+    common = _matched(summary, "vision", FORGETTING_ORDER)
+    if isinstance(common, str):
+        return f"{common}; shared recipe: {recipe}", "no", "matched"
+    drops = [prior_drop(summary, m) for m in FORGETTING_ORDER] if common is None else common[1]
     strict = drops[0] > drops[1] > drops[2]
-    verdict = "yes" if strict and min(accs) >= LEARNED_MIN else "partial" if drops[0] > drops[2] else "no"
-    return ("; ".join(_drop_text(summary, m) for m in FORGETTING_ORDER)
-            + f"; jigsaw {', '.join(f'{a * 100:.0f}%' for a in accs)}", verdict)
+    learned = common is not None or min(accs) >= LEARNED_MIN
+    verdict = "yes" if strict and learned else "partial" if drops[0] > drops[2] else "no"
+    if common is None:
+        return recipe, verdict, "recipe"
+    return f"{_at(common[0], FORGETTING_ORDER, drops)}; shared recipe: {recipe}", verdict, "matched"
 
 
-def lbk_ordering(summary: dict[str, Any]) -> tuple[str, str]:
+def lbk_ordering(summary: dict[str, Any]) -> tuple[str, str, str]:
     """Claim 6: the corpora's LBK orders strictly as LBK_ORDER (``partial``: first above last)."""
     corpora = summary.get("corpora", {})
     if not all(n in corpora and corpora[n].get("lbk") for n in LBK_ORDER):
         return NOT_RUN
     lbk = [_mean(corpora[n]["lbk"]) for n in LBK_ORDER]
     verdict = "yes" if lbk[0] > lbk[1] > lbk[2] else "partial" if lbk[0] > lbk[2] else "no"
-    return "LBK " + " / ".join(f"{n} {v:.3g}" for n, v in zip(LBK_ORDER, lbk)), verdict
+    return "LBK " + " / ".join(f"{n} {v:.3g}" for n, v in zip(LBK_ORDER, lbk)), verdict, "recipe"
 
 
-def rollouts_most_likely(summary: dict[str, Any]) -> tuple[str, str]:
+def rollouts_most_likely(summary: dict[str, Any]) -> tuple[str, str, str]:
     """Claim 7: the RFT rollouts have the lowest NLL per token under the base of all corpora
     (``partial``: lower than the teacher's)."""
     corpora = summary.get("corpora", {})
@@ -153,31 +227,41 @@ def rollouts_most_likely(summary: dict[str, Any]) -> tuple[str, str]:
     nll = {n: _mean(c["nll_base"]) for n, c in corpora.items()}
     lowest = min(nll, key=nll.get)
     return ("NLL/token under base " + " / ".join(f"{n} {v:.3g}" for n, v in nll.items()),
-            "yes" if lowest == "rft_rollouts" else "partial" if nll["rft_rollouts"] < nll.get("teacher", np.inf) else "no")
+            "yes" if lowest == "rft_rollouts" else "partial" if nll["rft_rollouts"] < nll.get("teacher", np.inf) else "no",
+            "recipe")
 
 
 EARLY_SHARE = 0.5         # early rollouts forget little: at most this share of SFT-Non-Rea's drop
 
 
-def early_rollouts_forget_little(summary: dict[str, Any]) -> tuple[str, str]:
-    """Claim 8: SFT on early rollouts drops at most EARLY_SHARE of SFT-Non-Rea's drop (``partial``: less)."""
-    if not _have(summary, "base", "sft_gt", "sft_early_rollouts"):
+def early_rollouts_forget_little(summary: dict[str, Any]) -> tuple[str, str, str]:
+    """Claim 8: SFT on early rollouts drops at most EARLY_SHARE of SFT-Non-Rea's drop (``partial``: less),
+    at the highest matched level both reach (or at the shared recipe)."""
+    arms = ("sft_early_rollouts", "sft_gt")
+    if not _have(summary, reference(summary), *arms):
         return NOT_RUN
-    d_early, d_gt = prior_drop(summary, "sft_early_rollouts"), prior_drop(summary, "sft_gt")
+    recipe = _drop_text(summary, "sft_early_rollouts") + "; " + _drop_text(summary, "sft_gt")
+    common = _matched(summary, "vision", arms)
+    if isinstance(common, str):
+        return f"{common}; shared recipe: {recipe}", "no", "matched"
+    d_early, d_gt = [prior_drop(summary, m) for m in arms] if common is None else common[1]
     verdict = "yes" if d_early <= d_gt * EARLY_SHARE else "partial" if d_early < d_gt else "no"
-    return _drop_text(summary, "sft_early_rollouts") + "; " + _drop_text(summary, "sft_gt"), verdict
+    if common is None:
+        return recipe, verdict, "recipe"
+    return f"{_at(common[0], arms, common[1])}; shared recipe: {recipe}", verdict, "matched"
 
 
-def text_setting_agrees(summary: dict[str, Any]) -> tuple[str, str]:
+def text_setting_agrees(summary: dict[str, Any]) -> tuple[str, str, str]:
     """Claim 9 from the summary's ``text`` section (notebook 08), with the vision claims' orderings:
     ``yes`` when RFT forgets less than SFT on answers, the SFT drops order as FORGETTING_ORDER (claim 5),
     LBK orders as LBK_ORDER (claim 6) and the RFT rollouts have the lowest NLL under the base
-    (claim 7); ``partial`` when RFT and SFT on its rollouts both forget less than SFT on answers."""
+    (claim 7); ``partial`` when RFT and SFT on its rollouts both forget less than SFT on answers. The drops
+    are read at the highest matched level of the four arms when the text setting has matched drops."""
     text = summary.get("text", {})
     ran, corpora = text.get("methods", {}), text.get("corpora", {})
     needed = methods.keys("text")
     if not all(m in ran and ran[m].get("prior", {}).get("mean") for m in needed):
-        return "not run (notebook 08)", "no"
+        return "not run (notebook 08)", "no", "recipe"
     base = _mean(ran["base"]["prior"]["mean"])
     drops = {m: base - _mean(ran[m]["prior"]["mean"]) for m in needed[1:]}
     nll = {n: _mean(c["nll_base"]) for n, c in corpora.items() if c.get("nll_base")}
@@ -186,11 +270,18 @@ def text_setting_agrees(summary: dict[str, Any]) -> tuple[str, str]:
             + "; task exact " + " / ".join(f"{_mean(ran[m]['task_acc']) * 100:.0f}%" for m in needed[1:])
             + ("; LBK " + " / ".join(f"{n} {v:.3g}" for n, v in lbk.items()) if lbk else "")
             + ("; NLL/token " + " / ".join(f"{n} {v:.3g}" for n, v in nll.items()) if nll else ""))
+    common = _matched(summary, "text", needed[1:])
+    if isinstance(common, str):
+        return f"{common}; shared recipe: {ours}", "no", "matched"
+    if common is not None:
+        drops = dict(zip(needed[1:], common[1]))
+        ours = f"{_at(common[0], needed[1:], common[1])}; shared recipe: {ours}"
     rft_less = drops["rft"] < drops["sft_gt"] and drops["sft_rft_rollouts"] < drops["sft_gt"]
     ordered = drops["sft_gt"] > drops["sft_teacher"] > drops["sft_rft_rollouts"]
     lbk_ordered = all(n in lbk for n in LBK_ORDER) and lbk["gt"] > lbk["teacher"] > lbk["rft_rollouts"]
     lowest = bool(nll) and min(nll, key=nll.get) == "rft_rollouts"
-    return ours, "yes" if rft_less and ordered and lbk_ordered and lowest else "partial" if rft_less else "no"
+    verdict = "yes" if rft_less and ordered and lbk_ordered and lowest else "partial" if rft_less else "no"
+    return ours, verdict, "recipe" if common is None else "matched"
 
 
 JUDGES: dict[int, Judge] = {
@@ -210,7 +301,7 @@ def evaluate(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The claims list of the results contract: every claim of :data:`JUDGES`, judged from ``summary``."""
     out = []
     for i, judge in JUDGES.items():
-        ours, verdict = judge(summary)
+        ours, verdict, comparison = judge(summary)
         out.append({"id": i, "text": paper.CLAIMS[i], "paper": paper.CLAIM_NUMBERS[i], "ours": ours,
-                    "reproduced": verdict})
+                    "reproduced": verdict, "comparison": comparison})
     return out

@@ -40,7 +40,7 @@ class Start:
 
 
 def base_start(config: Config) -> Start:
-    """The pretrained base of notebook 00, from which every SFT arm starts."""
+    """The pretrained base of notebook 00 (the start itself when ``start.steps`` is 0: :mod:`jrft_utils.warmup`)."""
     return Start(config.base_dir, stages.stage_fingerprint(config.base_dir, "00_base_model", config.profile))
 
 
@@ -102,7 +102,8 @@ def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, st
     ``corpus``) for ``seed``, with ``knobs`` applied to the method's section of ``config``; ``inputs``
     names the fingerprints of the stages the corpus came from."""
     cfg = config.with_knobs(method, **knobs)[method]
-    params = {"method": method, "corpus": corpus, "cfg": cfg, "seed": seed, "keep_model": keep_model,
+    recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
+    params = {"method": method, "corpus": corpus, "cfg": recipe, "seed": seed, "keep_model": keep_model,
               "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint}
     key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
     out = config.run_dir / "finetune" / corpus / f"lr{cfg['learning_rate']:g}" / key
@@ -137,52 +138,41 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     return job.finished()
 
 
-def finetune(config: Config, method: str, corpus: str, dataset, seed: int, sets: tuple[Any, Any],
-             start: Start | None = None, inputs: dict[str, str] | None = None, keep_model: bool = False,
-             **knobs: Any) -> dict[str, Any]:
-    """One cached fine-tuning run in this process (:func:`plan`, then :func:`execute` on ``sets``, the
-    ``(jigsaw_test, prior_test_sets)`` of :func:`evaluation_sets`); ``start`` defaults to the base."""
-    job = plan(config, method, corpus, dataset, inputs, seed=seed, start=start or base_start(config),
-               keep_model=keep_model, **knobs)
+def finetune(config: Config, method: str, corpus: str, dataset, seed: int, sets: tuple[Any, Any], start: Start,
+             inputs: dict[str, str] | None = None, keep_model: bool = False, **knobs: Any) -> dict[str, Any]:
+    """One cached fine-tuning run of ``start`` (:func:`jrft_utils.warmup.start`) in this process
+    (:func:`plan`, then :func:`execute` on ``sets``, the ``(jigsaw_test, prior_test_sets)`` of
+    :func:`evaluation_sets`)."""
+    job = plan(config, method, corpus, dataset, inputs, seed=seed, start=start, keep_model=keep_model, **knobs)
     return execute(job, *sets)
 
 
-def sweep_knobs(recipe: dict[str, Any], learning_rate: float) -> dict[str, Any]:
-    """The knobs of a sweep run at ``learning_rate`` of ``recipe`` (a profile section with its main rate):
-    the rate, and at any rate but the main one a single evaluation at the end (``eval_every`` = ``steps``:
-    such a run's curve is not drawn, the forgetting frontier reads its final point)."""
-    end_only = {} if learning_rate == recipe["learning_rate"] else {"eval_every": recipe["steps"]}
-    return {"learning_rate": learning_rate} | end_only
-
-
-def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[int], keep_model: bool = False,
-                sweep: bool = True, starts: dict[int, Start] | None = None) -> dict[str, dict[str, Any]]:
+def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[int], start: Start,
+                keep_model: bool = False, sweep: bool = True) -> dict[str, dict[str, Any]]:
     """For each corpus of ``data``, the main runs (one per seed at the section's ``learning_rate``) and,
     with ``sweep``, the learning-rate sweep (first seed, each rate of the section's ``lr_sweep``) of
-    ``method``; cached run by run. ``data`` maps a corpus name to its training dataset, or to a function
-    of the seed returning ``(dataset, inputs)`` (``inputs``: fingerprints of the stages that made it) for
-    corpora that differ per seed. ``starts``: each seed's starting checkpoint (default: the base).
+    ``method``, every run fine-tuning ``start`` (:func:`jrft_utils.warmup.start`); cached run by run.
+    ``data`` maps a corpus name to its training dataset, or to a function of the seed returning
+    ``(dataset, inputs)`` (``inputs``: fingerprints of the stages that made it) for corpora that differ per
+    seed. Every run is measured every ``eval_every`` steps: the forgetting frontier reads all its points.
 
-    Runs that are not cached are trained ``run.workers`` at a time (:func:`train_jobs`). The sweep's other
-    rates are measured at the start and the end only (their curves are not drawn, the frontier needs
-    their final point), which saves their intermediate evaluations.
+    Runs that are not cached are trained ``run.workers`` at a time (:func:`train_jobs`).
 
     Returns ``{corpus: {"main": {seed: run}, "sweep": {lr: run}}}`` and writes each corpus's runs to
     :func:`method_results_path`."""
     recipe = config[method]
     learning_rate = recipe["learning_rate"]
     rates = recipe["lr_sweep"] if sweep else [learning_rate]
-    starts = starts or dict.fromkeys(seeds, base_start(config))
     jobs: dict[tuple, Job] = {}
     for corpus, source in data.items():
         built = {seed: source(seed) if callable(source) else (source, {}) for seed in seeds}
         for seed in seeds:
             jobs[(corpus, "main", seed)] = plan(config, method, corpus, *built[seed], keep_model=keep_model,
-                                                seed=seed, start=starts[seed])
+                                                seed=seed, start=start)
         for lr in rates:
             if lr != learning_rate:
                 jobs[(corpus, "sweep", lr)] = plan(config, method, corpus, *built[seeds[0]], seed=seeds[0],
-                                                   start=starts[seeds[0]], **sweep_knobs(recipe, lr))
+                                                   start=start, learning_rate=lr)
     done = train_jobs(config, jobs)
     out: dict[str, dict[str, Any]] = {}
     for corpus in data:
@@ -193,10 +183,10 @@ def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[i
     return out
 
 
-def run_method(config: Config, method: str, corpus: str, data, seeds: list[int], keep_model: bool = False,
-               sweep: bool = True, starts: dict[int, Start] | None = None) -> dict[str, Any]:
+def run_method(config: Config, method: str, corpus: str, data, seeds: list[int], start: Start,
+               keep_model: bool = False, sweep: bool = True) -> dict[str, Any]:
     """:func:`run_methods` for one corpus: ``{"main": {seed: run}, "sweep": {lr: run}}``."""
-    return run_methods(config, method, {corpus: data}, seeds, keep_model, sweep, starts)[corpus]
+    return run_methods(config, method, {corpus: data}, seeds, start, keep_model, sweep)[corpus]
 
 
 def _record_runs(config: Config, corpus: str, runs: dict[str, Any]) -> None:

@@ -102,3 +102,30 @@ def matched(points: Sequence[Point], start_prior: float, arms: Sequence[str],
         kept = [kept_at(arm_points.get(arm, []), level) for level in levels]
         drop[arm] = [None if k is None else start_prior - k for k in kept]
     return {"levels": list(levels), "drop": drop}
+
+
+def compare(points: Sequence[Point], start_prior: float, reference: str = "rft") -> dict[str, Any]:
+    """:func:`matched` for every arm of ``points`` (one setting's) at the :func:`matched_levels` of the
+    ``reference`` arm: the results contract's ``matched`` entry of that setting."""
+    arm_points = by_arm(points)
+    return matched(points, start_prior, list(arm_points), matched_levels(arm_points, reference))
+
+
+def highest_common(matched_entry: Mapping[str, Any], arms: Sequence[str]) -> tuple[float, list[float]] | None:
+    """The highest level of a :func:`matched` entry that every one of ``arms`` reaches, and their drops
+    there (in ``arms``' order); ``None`` when there is no such level (or an arm is missing)."""
+    drops = matched_entry["drop"]
+    if any(arm not in drops for arm in arms):
+        return None
+    for i in reversed(range(len(matched_entry["levels"]))):
+        at = [drops[arm][i] for arm in arms]
+        if all(d is not None for d in at):
+            return matched_entry["levels"][i], at
+    return None
+
+
+def steps_to_reach(points: Sequence[Point], level: float) -> int | None:
+    """The fewest training steps after which one arm's ``points`` (any rate, any seed) reach new-task
+    accuracy ``level`` (``None``: never)."""
+    steps = [p["step"] for p in points if p["task_acc"] >= level - TOLERANCE]
+    return min(steps) if steps else None

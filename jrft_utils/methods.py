@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Method:
-    """One method. ``corpus``: the SFT corpus it trains on (None: it trains on none); ``colour``: hex RGB."""
+    """One method (``base`` and ``start`` are the checkpoints the others fine-tune: the pretrained base and
+    the format warm-up every arm starts from). ``corpus``: the SFT corpus it trains on (None: it trains on none); ``colour``: hex RGB."""
 
     key: str
     name: str
@@ -27,6 +28,7 @@ class Method:
 # looks the same in every figure (a corpus is drawn in the colour of the method that trains on it).
 METHODS: tuple[Method, ...] = (
     Method("base", "Base", None, ("vision", "text"), "#949494"),                     # grey
+    Method("start", "Start", None, ("vision",), "#ca9161"),                          # brown
     Method("sft_gt", "SFT-Non-Rea", "gt", ("vision", "text"), "#d55e00"),            # vermilion
     Method("rft", "RFT", None, ("vision", "text"), "#0173b2"),                       # blue
     Method("sft_teacher", "SFT-Rea-teacher", "teacher", ("vision", "text"), "#de8f05"),  # orange

@@ -15,7 +15,7 @@ import seaborn as sns
 from matplotlib.patches import Patch
 from PIL import Image
 
-from jrft_utils import jigsaw, methods, world
+from jrft_utils import frontiers, jigsaw, methods, world
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 
@@ -65,18 +65,28 @@ def plot_curves(frame: pd.DataFrame, metrics: list[str], hue: str = "method", ti
     return grid.figure
 
 
-def plot_frontier(frame: pd.DataFrame, base_prior: float, title: str = "Forgetting frontier",
-                  xlabel: str = "jigsaw exact accuracy (held-out)") -> plt.Figure:
-    """Prior-knowledge retention (final mean prior accuracy / the base's) against final jigsaw exact
-    accuracy, one point per run, marker per learning rate, colour per method."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    data = frame.assign(retention=frame["prior_mean"] / base_prior)
-    sns.scatterplot(data=data, x="task_acc", y="retention", hue="method", style="learning rate", s=90, ax=ax,
-                    palette=methods.palette(data["method"]))
-    ax.axhline(1.0, color="grey", ls="--", lw=1, label="base")
-    ax.set(xlabel=xlabel, ylabel="prior knowledge retained (fraction of base)",
-           title=title, xlim=(-0.03, 1.03))
-    ax.legend(loc="best", fontsize=8)
+def plot_frontier(points: list[dict[str, Any]], start_prior: float, title: str = "Forgetting frontier",
+                  xlabel: str = "new-task exact accuracy (held-out)", levels: Sequence[float] = ()) -> plt.Figure:
+    """Prior knowledge kept (mean prior accuracy / the start's) against new-task exact accuracy: every
+    curve point of every run (``points``, :mod:`jrft_utils.frontiers` points) faint, each arm's Pareto
+    frontier as a line, colour per method; dotted verticals at the matched ``levels``."""
+    scale = start_prior if start_prior > 0 else 1.0  # a start that knows nothing (smoke): plain accuracy
+    frame = pd.DataFrame(points)
+    frame = frame.assign(kept=frame["prior_mean"] / scale, method=[methods.name(a) for a in frame["arm"]])
+    palette = methods.palette(frame["method"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    sns.scatterplot(data=frame, x="task_acc", y="kept", hue="method", palette=palette, s=22, alpha=0.35,
+                    linewidth=0, ax=ax, legend=False)
+    for arm, arm_points in frontiers.by_arm(points).items():
+        front = frontiers.pareto(arm_points)
+        ax.plot([p["task_acc"] for p in front], [p["prior_mean"] / scale for p in front], "-o", ms=4, lw=2,
+                color=methods.colour(arm), label=f"{methods.name(arm)} ({len(arm_points)} points)")
+    for level in levels:
+        ax.axvline(level, color="grey", ls=":", lw=1)
+    ax.axhline(1.0, color="grey", ls="--", lw=1, label="start")
+    ylabel = "prior knowledge kept (fraction of the start's)" if start_prior > 0 else "mean prior accuracy"
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(-0.03, 1.03))
+    ax.legend(loc="lower left", fontsize=8, title="Pareto frontier; faint: every checkpoint", title_fontsize=8)
     return fig
 
 

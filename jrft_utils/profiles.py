@@ -85,6 +85,19 @@ _CPU: dict[str, dict[str, Any]] = {
         "max_new_tokens": 128,  # greedy generation when scoring a model on the jigsaw
         "eval_batch_size": 32,
     },
+    "start": {                  # the format warm-up every arm fine-tunes from (notebook 01): SFT on the base
+        "steps": 100,           # 0: every arm starts from the base itself
+        "answers": "random",    # its answers: "random" permutations (the format, not the solution) or "truth"
+        "think": "tiles",       # its think block: "tiles" (the answer told tile by tile) or "empty"
+        "replay": 0.5,          # share of its samples replayed from the pretraining corpus
+        "seed": 0,              # draws the random answers, the replayed samples and the training order
+        "batch_size": 16,
+        "learning_rate": 3e-4,
+        "lr_scheduler": "constant",
+        "warmup_steps": 0,
+        "logging_steps": 10,
+        "freeze_vision": True,  # the language model only, as every arm
+    },
     "sft": {                    # supervised fine-tuning on the jigsaw (notebooks 02, 04)
         "steps": 300,
         "batch_size": 16,
@@ -94,8 +107,8 @@ _CPU: dict[str, dict[str, Any]] = {
         "lr_scheduler": "constant",
         "warmup_steps": 0,
         "logging_steps": 10,
-        "eval_every": 75,       # steps between curve points
-        "eval_test_size": 100,  # held-out puzzles scored at each curve point
+        "eval_every": 50,       # steps between curve points (every point is a point of the forgetting frontier)
+        "eval_test_size": 200,  # held-out puzzles scored at each curve point (200: the whole test split)
     },
     "rft": {                    # RFT with GRPO on the jigsaw (notebook 03)
         "steps": 300,
@@ -112,13 +125,9 @@ _CPU: dict[str, dict[str, Any]] = {
         "lr_scheduler": "constant",
         "warmup_steps": 0,
         "logging_steps": 1,
-        "eval_every": 100,
-        "eval_test_size": 100,
+        "eval_every": 50,
+        "eval_test_size": 200,
         "snapshot_step": 30,    # the early checkpoint kept from each main run (notebook 04's early rollouts)
-        "cold_start_steps": 100,  # steps of the format warm-up GRPO starts from (0: from the base)
-        "cold_start_answers": "random",  # the warm-up's answers: "truth" or "random" permutations
-        "cold_start_replay": 0.5,  # share of the warm-up's samples replayed from the pretraining corpus
-        "cold_start_think": "tiles",  # the warm-up's think block: "empty", or its answer told tile by tile
     },
     "dynamics": {               # learning dynamics (notebook 05)
         "n_u": 16,              # training samples per corpus
@@ -155,11 +164,11 @@ _CPU: dict[str, dict[str, Any]] = {
     "text_pretrain": {"steps": 400, "batch_size": 64, "learning_rate": 1e-3, "lr_scheduler": "cosine",
                       "warmup_steps": 50, "logging_steps": 50},
     "text_sft": {"steps": 200, "batch_size": 16, "learning_rate": 1e-4, "lr_sweep": [3e-5, 1e-4, 3e-4],
-                 "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 10, "eval_every": 100},
+                 "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 10, "eval_every": 25},
     "text_rft": {"steps": 200, "batch_size": 32, "num_generations": 8, "max_completion_length": 32,
                  "temperature": 1.0, "beta": 0.0, "loss_type": "dapo", "learning_rate": 1e-4,
                  "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1,
-                 "eval_every": 100},
+                 "eval_every": 25},
     "text_corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 128,
                      "require_correct": True},
 }
@@ -171,9 +180,9 @@ _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
 _SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_size=8, logging_steps=1)
 _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
 _SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4, 1e-3], logging_steps=1, eval_every=2, eval_test_size=8)
+_SMOKE["start"].update(steps=1, think="empty", batch_size=4, logging_steps=1)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=40, lr_sweep=[1e-4],
-                     eval_every=1, eval_test_size=8, snapshot_step=1,
-                     cold_start_steps=1, cold_start_answers="random", cold_start_replay=0.5)  # exercises the path
+                     eval_every=1, eval_test_size=8, snapshot_step=1)
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
 _SMOKE["corpora"].update(num_samples=2, require_correct=False)
 _SMOKE["text_model"].update(hidden=32, layers=1, intermediate=64)
@@ -192,8 +201,8 @@ _GPU["world"].update(train_per_capability=8, test_per_capability=8,  # no pretra
                      eval_batch_size=64)
 _GPU["benchmarks"].update(names=["refcoco", "docvqa", "mme", "mmstar", "pope", "mmmu"])
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
-_GPU["rft"].update(cold_start_steps=0,  # Qwen2.5-VL follows the answer template: GRPO starts from it, as the paper
-                   max_completion_length=256,  # room for reasoning, as jigsaw.max_new_tokens
+_GPU["start"].update(steps=0)  # Qwen2.5-VL follows the answer template: every arm starts from it, as the paper's
+_GPU["rft"].update(max_completion_length=256,  # room for reasoning, as jigsaw.max_new_tokens
                    beta=0.0)  # TRL's default: the paper states no KL term (the cpu anchor stops a tiny policy's collapse)
 
 # For class exercises on a laptop: the cpu profile's shipped base (its pretraining knobs untouched), one seed,
@@ -205,16 +214,16 @@ _CLASS["sft"].update(lr_sweep=[3e-4], eval_every=100, eval_test_size=50)
 _CLASS["rft"].update(steps=100, batch_size=64, lr_sweep=[1e-4], eval_every=50, eval_test_size=50)
 _CLASS["corpora"].update(num_samples=2)
 _CLASS["dynamics"].update(n_u=8, n_v=16, lbk_steps=20, lbk_every=10)
-_CLASS["text_sft"].update(lr_sweep=[1e-4])
-_CLASS["text_rft"].update(lr_sweep=[1e-4])
+_CLASS["text_sft"].update(lr_sweep=[1e-4], eval_every=100)
+_CLASS["text_rft"].update(lr_sweep=[1e-4], eval_every=100)
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "class": _CLASS, "gpu": _GPU}
 
 
-# what a cold start (rft.cold_start_steps) trains on: the puzzles' true answers, or random permutations
-COLD_START_ANSWERS = ("truth", "random")
+# what the start (the format warm-up) trains on: the puzzles' true answers, or random permutations
+START_ANSWERS = ("truth", "random")
 # its think block: empty, or the answer told tile by tile in the world's words (jigsaw.tile_trace)
-COLD_START_THINK = ("empty", "tiles")
+START_THINK = ("empty", "tiles")
 
 
 class ProfileError(ValueError):
@@ -229,7 +238,7 @@ _NON_NEGATIVE = (0, None, True)
 _FRACTION = (0, 1, True)
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     **dict.fromkeys(("seeds", "base_seed", "data_seed", "warmup_steps", "beta", "min_tile_std",
-                     "snapshot_step", "cold_start_steps", "lora_r"), _NON_NEGATIVE),
+                     "snapshot_step", "lora_r"), _NON_NEGATIVE),
     **dict.fromkeys(("image_size", "patch_size", "vision_hidden", "vision_layers", "vision_heads", "text_hidden",
                      "text_layers", "text_heads", "text_kv_heads", "intermediate", "train_per_capability",
                      "test_per_capability", "steps", "vision_steps", "batch_size", "vision_batch_size", "eval_batch_size",
@@ -240,7 +249,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "reachability_temperatures",
                      "first_order_lrs", "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
-    "cold_start_replay": (0, 0.9, True),
+    "replay": (0, 0.9, True),
+    "start.steps": _NON_NEGATIVE,  # a section's own range ("section.knob") overrides the knob's
     **dict.fromkeys(("seed", "example_seed"), _NON_NEGATIVE),
     "test_region": (0, 1, False),
     "num_generations": (2, None, True),
@@ -250,9 +260,10 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
 def check_knob(name: str, key: str, value: Any) -> None:
     """Check ``value`` against the range of ``key`` in :data:`RANGES` (also for notebook parameters that
     are not profile knobs, e.g. ``common_accuracy``); ``name`` prefixes the message."""
-    if key not in RANGES:
+    bounds_of = RANGES.get(f"{name}.{key}", RANGES.get(key))
+    if bounds_of is None:
         return
-    low, high, low_inclusive = RANGES[key]
+    low, high, low_inclusive = bounds_of
     values = value if isinstance(value, list) else [value]
     if isinstance(value, list) and not value:
         raise ProfileError(f"{name}.{key} must not be an empty list")
@@ -277,10 +288,10 @@ def _check_section(name: str, values: dict[str, Any]) -> None:
         raise ProfileError(f"jigsaw.crop_min ({values['crop_min']}) must not exceed crop_max ({values['crop_max']})")
     if name == "text_world" and not 2 <= values["min_len"] <= values["max_len"]:
         raise ProfileError(f"text_world needs 2 <= min_len <= max_len, got {values['min_len']}, {values['max_len']}")
-    if name == "rft" and values["cold_start_answers"] not in COLD_START_ANSWERS:
-        raise ProfileError(f"rft.cold_start_answers must be one of {COLD_START_ANSWERS}, got {values['cold_start_answers']!r}")
-    if name == "rft" and values["cold_start_think"] not in COLD_START_THINK:
-        raise ProfileError(f"rft.cold_start_think must be one of {COLD_START_THINK}, got {values['cold_start_think']!r}")
+    if name == "start" and values["answers"] not in START_ANSWERS:
+        raise ProfileError(f"start.answers must be one of {START_ANSWERS}, got {values['answers']!r}")
+    if name == "start" and values["think"] not in START_THINK:
+        raise ProfileError(f"start.think must be one of {START_THINK}, got {values['think']!r}")
     if name in ("rft", "text_rft") and values["batch_size"] % values["num_generations"]:
         raise ProfileError(f"{name}.batch_size ({values['batch_size']}) must be a multiple of num_generations "
                            f"({values['num_generations']}): each prompt gets a whole group of completions")

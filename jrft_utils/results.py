@@ -1,8 +1,12 @@
 """The results contract: ``summary.json`` in the profile's figures folder.
 
 Its keys: ``profile``, ``seeds``, ``grid``, ``wall_time_s``, ``machine``; ``methods`` (method key ->
-METHOD_METRICS and ``prior``, capability -> accuracy), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
-(:func:`jrft_utils.claims.evaluate`) and ``text``, the text-only validation's ``methods`` and ``corpora``.
+METHOD_METRICS and ``prior``, capability -> accuracy; ``base`` is the pretrained base, ``start`` the
+checkpoint every arm fine-tunes from), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
+(:func:`jrft_utils.claims.evaluate`), ``text``, the text-only validation's ``methods`` and ``corpora``;
+``frontier``, every curve point of every fine-tuning run as a :mod:`jrft_utils.frontiers` point, and
+``matched``, per setting, the drops from the start at matched new-task accuracy
+(:func:`jrft_utils.frontiers.matched`: ``{"levels": [...], "drop": {arm: [...]}}``).
 
 Notebooks record numbers here as they compute them; lists hold one value per seed, in the order of the
 summary's ``seeds`` (fixed by notebook 00 when a reproduction starts: the profile's ``run.seeds`` or the
@@ -63,6 +67,15 @@ def base_prior(config: Config) -> dict[str, float]:
     if "base" not in recorded:
         raise FileNotFoundError(f"no base model recorded in {summary_path(config)}: run notebook 00 first")
     return {cap: values[0] for cap, values in recorded["base"]["prior"].items()}
+
+
+def start_prior(config: Config) -> dict[str, float]:
+    """The start's prior-knowledge accuracy per capability and ``mean`` (notebook 01's record), from which
+    every arm's forgetting is measured; the base's when the start is the base (``start.steps`` 0)."""
+    recorded = load_summary(config)["methods"]
+    if "start" not in recorded:
+        raise FileNotFoundError(f"no start recorded in {summary_path(config)}: run notebook 01 first")
+    return {cap: values[0] for cap, values in recorded["start"]["prior"].items()}
 
 
 def start_summary(config: Config) -> dict[str, Any]:
@@ -148,6 +161,18 @@ def record_text(config: Config, kind: str, name: str, seed: int, metrics: dict[s
                        name, seed, metrics, True)
     return _record(config, ("text", "corpora"), "text corpus", "corpora", TEXT_CORPORA, CORPUS_METRICS,
                    name, seed, metrics, False)
+
+
+def record_frontier(config: Config, setting: str, points: list[dict[str, Any]], matched: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``setting``'s points in the summary's ``frontier`` by ``points`` and its ``matched`` entry
+    by ``matched``. Returns the updated summary."""
+    if any(p["setting"] != setting for p in points):
+        raise ValueError(f"points of another setting than {setting!r}")
+    summary = load_summary(config)
+    summary["frontier"] = [p for p in summary.get("frontier", []) if p["setting"] != setting] + points
+    summary.setdefault("matched", {})[setting] = matched
+    write_json_atomic(summary_path(config), summary)
+    return summary
 
 
 def record_fields(config: Config, **fields: Any) -> dict[str, Any]:

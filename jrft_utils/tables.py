@@ -54,15 +54,6 @@ def steps_to_reach_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy
     return pd.DataFrame(rows).set_index("method")
 
 
-def frontier_frame(sweeps: dict[str, dict[float, dict[str, Any]]], accuracy: str = "jigsaw_acc") -> pd.DataFrame:
-    """One row per sweep run (``{method: {learning_rate: run}}``): method, learning rate, final new-task
-    exact accuracy (the runs' ``accuracy`` key: ``jigsaw_acc``, or the text task's ``task_acc``; column
-    ``task_acc``) and mean prior accuracy."""
-    return pd.DataFrame([{"method": name, "learning rate": f"{lr:g}", "task_acc": run[accuracy],
-                          "prior_mean": run["prior"]["mean"]}
-                         for name, sweep in sweeps.items() for lr, run in sweep.items()])
-
-
 def method_points(setting: str, arm: str, runs: dict[str, Any], main_rate: float, sweep_seed: int,
                   accuracy: str = "jigsaw_acc") -> list[dict[str, Any]]:
     """The frontier points (:mod:`jrft_utils.frontiers`) of one method's runs as

@@ -318,14 +318,14 @@ def lr_sweep(config: Config, seed: int, progress: bool = True) -> dict[str, dict
     """Every SFT corpus at each rate of ``text_sft.lr_sweep`` and GRPO at each rate of
     ``text_rft.lr_sweep`` for one seed; runs at the main rates are reused from :func:`run_methods`
     (:func:`finetune_runs`; GRPO first: its main run's rollouts make a corpus). Returns
-    ``{method: {learning_rate: run}}``, for the forgetting frontier. Runs at the other rates are measured
-    at the start and the end only (the frontier needs their final point)."""
+    ``{method: {learning_rate: run}}``, for the forgetting frontier (each run measured every
+    ``eval_every`` steps)."""
     sft_cfg, rft_cfg = config["text_sft"], config["text_rft"]
     rft_runs = finetune_runs(config, {lr: {"method": "rft", "seed": seed, "frontier": lr != rft_cfg["learning_rate"],
-                                           "knobs": finetuning.sweep_knobs(rft_cfg, lr)} for lr in rft_cfg["lr_sweep"]},
+                                           "knobs": {"learning_rate": lr}} for lr in rft_cfg["lr_sweep"]},
                              progress)
     sft_methods = [m for m in CORPUS_OF if m != "sft_rft_rollouts" or corpus_samples(config, "rft_rollouts", seed)]
-    sft_runs = finetune_runs(config, {(method, lr): {"method": method, "seed": seed, "knobs": finetuning.sweep_knobs(sft_cfg, lr)}
+    sft_runs = finetune_runs(config, {(method, lr): {"method": method, "seed": seed, "knobs": {"learning_rate": lr}}
                                       for method in sft_methods for lr in sft_cfg["lr_sweep"]}, progress)
     by_method = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in sft_methods}
     return by_method | {"rft": {lr: rft_runs[lr] for lr in rft_cfg["lr_sweep"]}}

@@ -1,12 +1,15 @@
-"""The checkpoint RFT starts from: the base, or a format warm-up trained on it (not the paper's recipe).
+"""The start: the one checkpoint every fine-tuning arm starts from, and every drop is measured from.
 
-GRPO reinforces only what the policy samples, and the tiny base never writes the jigsaw's answer format.
-With ``rft.cold_start_steps`` > 0, GRPO therefore starts from that many steps of SFT (the ``sft``
-section's recipe) on :func:`corpus`: every training puzzle with its true answer (``cold_start_answers``
-"truth") or with a random permutation ("random": the format, not the solution), after an empty think
-block or one that tells that answer tile by tile (``cold_start_think`` "tiles"), with a share
-``cold_start_replay`` of the samples replayed from the base's pretraining corpus. The warm-up's completions
-must fit in GRPO's ``max_completion_length``: :func:`check_room` says so before anything is trained.
+The paper fine-tunes an instruction-tuned model that already writes the answer format (a think block, then
+the answer) but cannot solve jigsaws. The tiny base never writes that format, and GRPO reinforces only what
+the policy samples, so the start is a short *format warm-up* of the base (notebook 01): ``start.steps`` SFT
+steps on :func:`corpus`, every training puzzle with a random permutation (``start.answers`` "random": the
+format, not the solution; "truth": the true answers) after a think block that tells that answer tile by
+tile in the world's words (``start.think`` "tiles") or an empty one, with a share ``start.replay`` of the
+samples replayed from the base's pretraining corpus. SFT on answers, on reasoning, on rollouts and RFT all
+start from it, for every seed: seeds vary the fine-tuning, not the start. With ``start.steps`` 0 the start
+is the base itself. The start's completions must fit in GRPO's ``max_completion_length``:
+:func:`check_room` says so before RFT trains.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from typing import Any
 import datasets
 import numpy as np
 
-from jrft_utils import finetuning, jigsaw, stages, world
+from jrft_utils import evaluation, finetuning, jigsaw, results, stages, world
 from jrft_utils.profiles import Config, ProfileError
+
+# the start section's knobs that are SFT trainer knobs (the rest say what it trains on)
+_TRAINER_KNOBS = ("batch_size", "learning_rate", "lr_scheduler", "warmup_steps", "logging_steps", "freeze_vision")
 
 
 def completion_tokens(tiles: int, think: str) -> int:
@@ -28,32 +34,32 @@ def completion_tokens(tiles: int, think: str) -> int:
     return len(jigsaw.cold_start_completion(list(range(tiles)), think).split()) + 1
 
 
-def check_room(rft: dict[str, Any], tiles: int) -> None:
-    """Raise :class:`ProfileError` when the ``rft`` section's warm-up writes completions longer than GRPO's
-    ``max_completion_length`` (GRPO would cut off the format it is meant to learn from)."""
-    needed = completion_tokens(tiles, rft["cold_start_think"])
-    if rft["cold_start_steps"] > 0 and rft["max_completion_length"] < needed:
-        raise ProfileError(f"rft.max_completion_length ({rft['max_completion_length']}) is too short for the "
-                           f"cold start's completions with cold_start_think={rft['cold_start_think']!r} "
+def check_room(config: Config) -> None:
+    """Raise :class:`ProfileError` when the start writes completions longer than GRPO's
+    ``rft.max_completion_length`` (GRPO would cut off the format it is meant to learn from)."""
+    start, tiles = config["start"], config["jigsaw"]["rows"] * config["jigsaw"]["cols"]
+    needed = completion_tokens(tiles, start["think"])
+    if start["steps"] > 0 and config["rft"]["max_completion_length"] < needed:
+        raise ProfileError(f"rft.max_completion_length ({config['rft']['max_completion_length']}) is too short for "
+                           f"the start's completions with start.think={start['think']!r} "
                            f"({needed} tokens with the end of sequence); raise it to at least {needed}")
 
 
-def corpus(config: Config, seed: int):
-    """The SFT data of the warm-up of ``config["rft"]``: every training puzzle with its ground-truth answer
-    (``cold_start_answers="truth"``) or with a uniformly random permutation drawn with ``seed``
-    (``"random"``), after an empty think block (``cold_start_think="empty"``) or one that tells the same
-    answer tile by tile in the world's words (``"tiles"``: :func:`jigsaw.tile_trace`); plus, with
-    ``cold_start_replay`` > 0, samples of the base's own pretraining corpus (drawn with ``run.base_seed``)
-    making up that share of the corpus, shuffled in."""
-    rft = config["rft"]
+def corpus(config: Config):
+    """The start's SFT data (``config["start"]``): every training puzzle with its ground-truth answer
+    (``answers="truth"``) or with a uniformly random permutation (``"random"``), after an empty think block
+    (``think="empty"``) or one that tells the same answer tile by tile in the world's words (``"tiles"``:
+    :func:`jigsaw.tile_trace`); plus, with ``replay`` > 0, samples of the base's own pretraining corpus
+    (drawn with ``run.base_seed``) making up that share of the corpus, shuffled in. Random draws use
+    ``start.seed``."""
+    start, seed = config["start"], config["start"]["seed"]
     train = finetuning.jigsaw_splits(config)["train"]
     rng = np.random.default_rng(seed)
-    targets = (train["answer"] if rft["cold_start_answers"] == "truth"
+    targets = (train["answer"] if start["answers"] == "truth"
                else [jigsaw.random_answer(rng, r * c) for r, c in zip(train["rows"], train["cols"])])
-    data = jigsaw.to_sft(train, [jigsaw.cold_start_completion(t, rft["cold_start_think"]) for t in targets])
+    data = jigsaw.to_sft(train, [jigsaw.cold_start_completion(t, start["think"]) for t in targets])
     data = data.select_columns(["prompt", "completion", "images"])
-    replay = rft["cold_start_replay"]
-    n_replay = round(len(data) * replay / (1 - replay))
+    n_replay = round(len(data) * start["replay"] / (1 - start["replay"]))
     if n_replay == 0:
         return data
     pretraining = world.build_train_set(config["world"]["train_per_capability"], config["model"]["image_size"],
@@ -65,27 +71,50 @@ def corpus(config: Config, seed: int):
     return datasets.concatenate_datasets([data, replayed]).shuffle(seed=seed)
 
 
-def name(steps: int, answers: str = "truth", replay: float = 0.0, think: str = "empty") -> str:
-    """The corpus name (and run folder) of a warm-up: ``cold_start20``, ``cold_start100_random_replay0.5``,
-    ``cold_start100_random_replay0.5_tiles``."""
-    return (f"cold_start{steps}" + ("" if answers == "truth" else f"_{answers}") + (f"_replay{replay:g}" if replay else "")
-            + ("" if think == "empty" else f"_{think}"))
+def name(start: dict[str, Any]) -> str:
+    """The corpus name (and run folder) of the start of section ``start``: ``start100_random_replay0.5_tiles``."""
+    return (f"start{start['steps']}" + ("" if start["answers"] == "truth" else f"_{start['answers']}")
+            + (f"_replay{start['replay']:g}" if start["replay"] else "") + ("" if start["think"] == "empty" else "_tiles"))
 
 
-def start(config: Config, seed: int) -> finetuning.Start:
-    """The checkpoint RFT starts from for ``seed``: the base when ``rft.cold_start_steps`` is 0, else the
-    warm-up's model (trained here when missing, its curves measured on RFT's evaluation sets: they show
-    what the warm-up alone did to prior knowledge and jigsaw accuracy)."""
-    rft = config["rft"]
-    if rft["cold_start_steps"] == 0:
+def job(config: Config) -> finetuning.Job:
+    """The planned SFT run that makes the start: the ``start`` section's trainer knobs on the ``sft``
+    section's recipe (every knob of it set), measured at its end on the whole jigsaw test split."""
+    start = config["start"]
+    # every sft knob set here, so that no exercise on the arms' SFT changes the start
+    knobs = {k: start[k] for k in _TRAINER_KNOBS} | {"steps": start["steps"], "eval_every": start["steps"],
+                                                     "eval_test_size": config["jigsaw"]["test_size"]}
+    # a run's fingerprint does not depend on its data: the corpus is built only for training
+    return finetuning.plan(config, "sft", name(start), None, {"start": start}, seed=start["seed"],
+                           start=finetuning.base_start(config), keep_model=True, **knobs)
+
+
+def start(config: Config) -> finetuning.Start:
+    """The checkpoint every arm starts from: the base when ``start.steps`` is 0, else the format warm-up's
+    model, trained here when missing (its curve's two points, base and start, measured on the whole jigsaw
+    test split and the prior-knowledge sets)."""
+    if config["start"]["steps"] == 0:
         return finetuning.base_start(config)
-    check_room(rft, config["jigsaw"]["rows"] * config["jigsaw"]["cols"])
-    steps = rft["cold_start_steps"]
-    # a run's fingerprint does not depend on its data: the corpus and the sets are built only for training
-    job = finetuning.plan(config, "sft", name(steps, rft["cold_start_answers"], rft["cold_start_replay"],
-                                              rft["cold_start_think"]),
-                          None, None, seed=seed, start=finetuning.base_start(config), keep_model=True,
-                          steps=steps, eval_every=steps)
-    run = job.finished() or finetuning.execute(dataclasses.replace(job, dataset=corpus(config, seed)),
-                                               *finetuning.evaluation_sets(config, "rft"))
-    return finetuning.Start(Path(run["dir"]) / "model", stages.stage_fingerprint(run["dir"], "03_rft", config.profile))
+    planned = job(config)
+    run = planned.finished() or finetuning.execute(dataclasses.replace(planned, dataset=corpus(config)),
+                                                   finetuning.jigsaw_splits(config)["test"],
+                                                   evaluation.prior_test_sets(config))
+    return finetuning.Start(Path(run["dir"]) / "model", stages.stage_fingerprint(run["dir"], "01_jigsaw_puzzles",
+                                                                                 config.profile))
+
+
+def start_run(config: Config) -> dict[str, Any] | None:
+    """The start's finished run (``metrics.json`` with ``curves`` and ``dir``), or ``None`` when
+    ``start.steps`` is 0 or it has not been trained."""
+    return None if config["start"]["steps"] == 0 else job(config).finished()
+
+
+def scores(config: Config, base_jigsaw: dict[str, float]) -> dict[str, Any]:
+    """The start's numbers in the shape of the results contract's ``methods`` entries: its run's final
+    point, or the base's (``base_jigsaw``: :func:`jigsaw.evaluate_jigsaw` of the base, and notebook 00's
+    prior record) when ``start.steps`` is 0. Call after :func:`start`."""
+    run = start_run(config)
+    if run is None:
+        return {"jigsaw_acc": base_jigsaw["acc"], "jigsaw_hit": base_jigsaw["hit"], "steps": 0,
+                "prior": results.base_prior(config)}
+    return {k: run[k] for k in ("jigsaw_acc", "jigsaw_hit", "steps", "train_time_s", "prior")}

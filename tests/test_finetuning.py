@@ -14,26 +14,21 @@ def _ready(run_root: Path, monkeypatch, **sections) -> profiles.Config:
     return config
 
 
-def test_sweep_runs_at_the_main_rate_keep_their_curve_and_others_are_scored_at_the_end():
-    recipe = {"learning_rate": 1e-4, "steps": 300, "eval_every": 100}
-    assert finetuning.sweep_knobs(recipe, 1e-4) == {"learning_rate": 1e-4}
-    assert finetuning.sweep_knobs(recipe, 3e-4) == {"learning_rate": 3e-4, "eval_every": 300}
-
-
 def test_runs_trained_in_worker_processes_are_cached_and_keep_the_recorded_sweep(tmp_path, monkeypatch):
     """With ``run.workers`` = 2 the uncached runs go to spawned one-thread workers; they come back as
     finished, cached runs, and a later call at one rate keeps the sweep rates recorded before."""
     config = _ready(tmp_path / "runs", monkeypatch, run={"workers": 2}, sft={"learning_rate": 3e-4, "lr_sweep": [3e-4, 1e-3]})
     data = jigsaw.to_sft_gt(finetuning.jigsaw_splits(config)["train"])
-    runs = finetuning.run_method(config, "sft", "gt", data, [0])
+    start = finetuning.base_start(config)
+    runs = finetuning.run_method(config, "sft", "gt", data, [0], start)
     assert set(runs["sweep"]) == {3e-4, 1e-3} and runs["sweep"][3e-4] is runs["main"][0]
     main, other = runs["main"][0], runs["sweep"][1e-3]
     assert main["steps"] == other["steps"] == config["sft"]["steps"]
-    assert [p["step"] for p in other["curves"]] == [0, other["steps"]]  # a sweep rate: start and end only
+    assert [p["step"] for p in other["curves"]] == [p["step"] for p in main["curves"]]  # every rate: the whole curve
     assert "train_runtime" in Path(main["dir"]).with_suffix(".log").read_text()  # the trainer's output
-    job = finetuning.plan(config, "sft", "gt", data, None, seed=0, start=finetuning.base_start(config))
+    job = finetuning.plan(config, "sft", "gt", data, None, seed=0, start=start)
     assert job.finished() == main
     # one rate only (notebook 04's reuse of the main runs): read back, and the 1e-3 run stays recorded
-    again = finetuning.run_method(config, "sft", "gt", data, [0], sweep=False)
+    again = finetuning.run_method(config, "sft", "gt", data, [0], start, sweep=False)
     assert again["main"][0] == main
     assert set(finetuning.load_method_results(config, "gt", made_by="02_sft")["sweep"]) == {3e-4, 1e-3}

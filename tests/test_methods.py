@@ -26,7 +26,7 @@ def test_corpora_and_methods_map_both_ways():
     assert all(methods.method_of_corpus(c) == m for m, c in methods.corpus_of().items())
     assert "sft_early_rollouts" in methods.corpus_of() and "rft" not in methods.corpus_of()
     assert [methods.name(m) for m in methods.keys()] == [
-        "Base", "SFT-Non-Rea", "RFT", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout", "SFT-early-rollouts"]
+        "Base", "Start", "SFT-Non-Rea", "RFT", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout", "SFT-early-rollouts"]
 
 
 def test_one_colourblind_safe_colour_per_method_by_key_name_or_corpus():

@@ -150,29 +150,30 @@ def test_another_seed_gives_other_numbers(smoke_run, resumed_run):
     assert rollouts1["completion"] != rollouts0["completion"]
 
 
-# the smoke profile's format warm-up (random answers, replay, tile traces): cold_start1_random_replay0.5_tiles
-COLD_START = warmup.name(*(profiles.section("smoke", "rft")[k] for k in (
-    "cold_start_steps", "cold_start_answers", "cold_start_replay", "cold_start_think")))
+# the smoke profile's start (a one-step format warm-up of the base)
+START = warmup.name(profiles.section("smoke", "start"))
 
 
-def test_the_step0_point_is_measured_once_per_starting_checkpoint(smoke_run):
+def test_every_arm_starts_from_the_start_and_every_point_is_a_frontier_point(smoke_run):
     _, run = smoke_run
     starts = sorted((run / "finetune" / "start_points").glob("*.json"))
-    assert len(starts) == 2  # the base, and the cold start the smoke profile's RFT begins from
+    assert len(starts) == 2  # the base (the start's own curve) and the start (every arm's)
     curves = {c: json.loads(next((run / "finetune" / c).glob("lr*/seed0-*/curves.json")).read_text())
-              for c in ("gt", "teacher", COLD_START, "rft")}
-    assert curves["gt"][0] == curves["teacher"][0] == curves[COLD_START][0]  # all start from the base
-    assert curves["gt"][0]["step"] == curves["rft"][0]["step"] == 0
-    # RFT starts from the cold start's final model: its step-0 point is that run's last point
+              for c in ("gt", "teacher", START, "rft")}
+    assert curves["gt"][0] == curves["teacher"][0] == curves["rft"][0]  # one start for every arm
+    # the start is the warm-up's final model: the arms' step-0 point is that run's last point
     assert {k: v for k, v in curves["rft"][0].items() if k != "step"} == \
-        {k: v for k, v in curves[COLD_START][-1].items() if k != "step"}
-
-
-def test_sweep_runs_at_other_rates_are_measured_at_start_and_end_only(smoke_run):
-    _, run = smoke_run
-    steps = {lr: [p["step"] for p in json.loads(next((run / "finetune" / "gt" / lr).glob("seed0-*/curves.json")).read_text())]
-             for lr in ("lr0.0003", "lr0.001")}
-    assert steps == {"lr0.0003": [0, 2, 4], "lr0.001": [0, 4]}  # the main rate, then the sweep's other rate
+        {k: v for k, v in curves[START][-1].items() if k != "step"}
+    summary = _summary(run)
+    assert summary["methods"]["start"]["prior"] == {k: [v] for k, v in curves[START][-1]["prior"].items()}
+    # every curve point of every run of every arm is a point of the frontier, sweeps included
+    vision = [p for p in summary["frontier"] if p["setting"] == "vision"]
+    gt_points = [p for p in vision if p["arm"] == "sft_gt"]
+    assert {p["lr"] for p in gt_points} == set(profiles.section("smoke", "sft")["lr_sweep"])
+    assert [p["step"] for p in gt_points if p["lr"] == 1e-3] == [0, 2, 4]  # a sweep rate: its whole curve
+    assert {p["arm"] for p in vision} >= {"sft_gt", "rft", "sft_teacher"}
+    assert set(summary["matched"]) == {"vision", "text"}
+    assert all(c["comparison"] in ("matched", "recipe") for c in summary["claims"])
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_grpo_runs_on_the_tiny_qwen(base_dir, puzzles, tmp_path):
     import warnings
 
     cfg = profiles.section("smoke", "rft", steps=2, batch_size=4, num_generations=2, max_completion_length=8,
-                           cold_start_steps=0, beta=0.0)  # from the model itself, no KL term: the gpu profile
+                           beta=0.0)  # from the model itself, no KL term: the gpu profile
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         metrics = trainers.train("rft", base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,

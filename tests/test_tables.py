@@ -1,5 +1,5 @@
 """jrft_utils.tables: the pure helpers that turn runs into tables (steps to reach an accuracy, final
-numbers, the paper's main table, the forgetting frontier's rows)."""
+numbers, the paper's main table, the drops at matched accuracy)."""
 
 import math
 
@@ -39,17 +39,6 @@ def test_final_table_measures_the_prior_change_from_the_curve_start_or_from_the_
     assert math.isclose(from_base.loc[0, "prior mean change"], -0.17)
     assert tables.main_table({"RFT": {0: run, 1: run}}).loc["RFT", "Δ ocr"] == "-10.0 ± 0.0"
     assert tables.main_table({"RFT": {0: run, 1: run}}, base_prior=base).loc["RFT", "Δ ocr"] == "-20.0 ± 0.0"
-
-
-def test_frontier_rows_read_the_named_accuracy_of_any_task():
-    sweeps = {"SFT": {3e-5: _run(0.975, 0.6, [0.0], "task_acc"), 1e-4: _run(1.0, 0.1, [0.0], "task_acc")},
-              "RFT": {1e-4: _run(0.73, 0.44, [0.0], "task_acc")}}
-    frame = tables.frontier_frame(sweeps, accuracy="task_acc")
-    assert list(frame.columns) == ["method", "learning rate", "task_acc", "prior_mean"]
-    assert frame.values.tolist() == [["SFT", "3e-05", 0.975, 0.6], ["SFT", "0.0001", 1.0, 0.1],
-                                     ["RFT", "0.0001", 0.73, 0.44]]
-    vision = tables.frontier_frame({"SFT": {3e-4: _run(0.94, 0.2, [0.0])}})
-    assert vision["task_acc"].tolist() == [0.94]
 
 
 def _curve_run(points: list[tuple[float, float]]) -> dict:

@@ -27,7 +27,7 @@ def test_the_kl_anchor_is_the_checkpoint_grpo_starts_from(tmp_path, monkeypatch)
     pretraining.pretrain(config, progress=False)
     puzzles = finetuning.jigsaw_splits(config)["train"]
     log = KLLog()
-    cfg = config.with_knobs("rft", steps=3, cold_start_steps=0, beta=0.2, learning_rate=1e-2)["rft"]
+    cfg = config.with_knobs("rft", steps=3, beta=0.2, learning_rate=1e-2)["rft"]
     trainers.train("rft", config.base_dir, jigsaw.to_grpo(puzzles), cfg, tmp_path / "rft", 0,
                    save_model=False, callbacks=[log], reward_funcs=[length_reward])
     assert len(log.kl) == 3 and log.kl[0] == 0.0 and log.kl[-1] > 0.0
