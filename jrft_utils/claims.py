@@ -76,7 +76,7 @@ def _matched(summary: dict[str, Any], setting: str, arms: tuple[str, ...]) -> tu
     if not entry:
         return None
     if not entry["levels"]:
-        return "cannot be compared at matched accuracy: RFT never rises above 0% exact"
+        return "cannot be compared at matched accuracy: RFT never rises above the start's accuracy"
     common = frontiers.highest_common(entry, arms)
     if common is None:
         unreached = [methods.name(a) for a in arms if a not in entry["drop"] or entry["drop"][a][0] is None]
@@ -188,9 +188,9 @@ LBK_ORDER = tuple(methods.corpus_of()[m] for m in FORGETTING_ORDER)  # their cor
 
 
 def forgetting_follows_the_data(summary: dict[str, Any]) -> tuple[str, str, str]:
-    """Claim 5: the SFT methods' prior drops order strictly as FORGETTING_ORDER (``partial``: the first
-    drops more than the last). Matched: at the highest matched level all three reach; recipe: while each
-    reaches LEARNED_MIN."""
+    """Claim 5: the SFT methods' prior drops order strictly as FORGETTING_ORDER while each reaches
+    LEARNED_MIN (``partial``: the first drops more than the last). Matched: the drops at the highest matched
+    level all three reach, each arm's best accuracy over its frontier; recipe: the shared recipe's."""
     if not _have(summary, reference(summary), *FORGETTING_ORDER):
         return NOT_RUN
     accs = [_mean(summary["methods"][m]["jigsaw_acc"]) for m in FORGETTING_ORDER]
@@ -201,7 +201,10 @@ def forgetting_follows_the_data(summary: dict[str, Any]) -> tuple[str, str, str]
         return f"{common}; shared recipe: {recipe}", "no", "matched"
     drops = [prior_drop(summary, m) for m in FORGETTING_ORDER] if common is None else common[1]
     strict = drops[0] > drops[1] > drops[2]
-    learned = common is not None or min(accs) >= LEARNED_MIN
+    if common is not None:  # "while all SFT variants reach high accuracy": the best point of each frontier
+        arm_points = frontiers.by_arm([p for p in summary["frontier"] if p["setting"] == "vision"])
+        accs = [max(p["task_acc"] for p in arm_points[m]) for m in FORGETTING_ORDER]
+    learned = min(accs) >= LEARNED_MIN
     verdict = "yes" if strict and learned else "partial" if drops[0] > drops[2] else "no"
     if common is None:
         return recipe, verdict, "recipe"

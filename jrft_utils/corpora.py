@@ -102,7 +102,7 @@ def share_of_gt(corpus, gt) -> float:
 
 def trace_shares(corpus) -> dict[str, float]:
     """How a corpus's think blocks relate to its answers: the share of completions whose think block is a
-    tile trace (:func:`jigsaw.tile_trace`, what a warm-up with ``rft.cold_start_think="tiles"`` writes),
+    tile trace (:func:`jigsaw.tile_trace`, what the start with ``start.think="tiles"`` writes),
     and the share whose trace gives exactly the completion's own answer, a valid permutation (the rest
     think one thing and answer another)."""
     texts = [c[0]["content"] for c in corpus["completion"]]

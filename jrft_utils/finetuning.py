@@ -261,11 +261,11 @@ def load_method_results(config: Config, corpus: str, made_by: str) -> dict[str, 
     """The runs :func:`run_methods` wrote for ``corpus`` (JSON keys become numbers again); ``made_by``
     names the notebook that makes them (e.g. ``"02_sft"``), for the error when they are missing. A run
     with changed knobs that has not made them itself reads the profile's own runs, when nothing that
-    decides them changed (their method's knobs, the jigsaw's, the base)."""
+    decides them changed (their method's knobs, the jigsaw's, the start's, the base)."""
     path = method_results_path(config, corpus)
     own = config.own()
     section = "rft" if corpus == "rft" else "sft"
-    if not path.exists() and config.is_own(section, "jigsaw") and config.base_dir == own.base_dir:
+    if not path.exists() and config.is_own(section, "jigsaw", "start") and config.base_dir == own.base_dir:
         path = method_results_path(own, corpus)
     if not path.exists():
         raise config.missing(f"{corpus!r} runs", method_results_path(config, corpus), made_by)

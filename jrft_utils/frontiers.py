@@ -106,9 +106,12 @@ def matched(points: Sequence[Point], start_prior: float, arms: Sequence[str],
 
 def compare(points: Sequence[Point], start_prior: float, reference: str = "rft") -> dict[str, Any]:
     """:func:`matched` for every arm of ``points`` (one setting's) at the :func:`matched_levels` of the
-    ``reference`` arm: the results contract's ``matched`` entry of that setting."""
+    ``reference`` arm above the start's own accuracy (its step-0 points; a level the start already
+    reaches compares nothing): the results contract's ``matched`` entry of that setting."""
     arm_points = by_arm(points)
-    return matched(points, start_prior, list(arm_points), matched_levels(arm_points, reference))
+    start_acc = max((p["task_acc"] for p in arm_points.get(reference, []) if p["step"] == 0), default=0.0)
+    levels = [x for x in matched_levels(arm_points, reference) if x > start_acc + TOLERANCE]
+    return matched(points, start_prior, list(arm_points), levels)
 
 
 def highest_common(matched_entry: Mapping[str, Any], arms: Sequence[str]) -> tuple[float, list[float]] | None:
@@ -117,7 +120,7 @@ def highest_common(matched_entry: Mapping[str, Any], arms: Sequence[str]) -> tup
     drops = matched_entry["drop"]
     if any(arm not in drops for arm in arms):
         return None
-    for i in reversed(range(len(matched_entry["levels"]))):
+    for i in sorted(range(len(matched_entry["levels"])), key=lambda i: -matched_entry["levels"][i]):
         at = [drops[arm][i] for arm in arms]
         if all(d is not None for d in at):
             return matched_entry["levels"][i], at

@@ -162,13 +162,13 @@ def completion_text(answer: Sequence[int] | str, think: str = "") -> str:
 def tile_trace(answer: Sequence[int] | str) -> str:
     """The answer told tile by tile in the prior-knowledge world's words (its scenes read "red circle in
     cell 1 ."): ``[2, 0, 3, 1]`` -> ``"tile 0 in cell 2 . tile 1 in cell 0 . tile 2 in cell 3 . tile 3 in cell 1 ."``.
-    A think block in the base's own style, which a cold start can teach (``rft.cold_start_think="tiles"``)."""
+    A think block in the base's own style, which the start can teach (``start.think="tiles"``)."""
     cells = answer_list(answer) if isinstance(answer, str) else answer
     return " ".join(f"tile {p} in cell {int(q)} ." for p, q in enumerate(cells))
 
 
-def cold_start_completion(answer: Sequence[int] | str, think: str) -> str:
-    """A cold start's completion for ``answer``: after an empty think block (``think="empty"``) or after
+def start_completion(answer: Sequence[int] | str, think: str) -> str:
+    """The start's completion for ``answer``: after an empty think block (``think="empty"``) or after
     the answer told tile by tile (``"tiles"``: :func:`tile_trace`)."""
     return completion_text(answer, think=tile_trace(answer) if think == "tiles" else "")
 

@@ -5,8 +5,9 @@ METHOD_METRICS and ``prior``, capability -> accuracy; ``base`` is the pretrained
 checkpoint every arm fine-tunes from), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
 (:func:`jrft_utils.claims.evaluate`), ``text``, the text-only validation's ``methods`` and ``corpora``;
 ``frontier``, every curve point of every fine-tuning run as a :mod:`jrft_utils.frontiers` point, and
-``matched``, per setting, the drops from the start at matched new-task accuracy
-(:func:`jrft_utils.frontiers.matched`: ``{"levels": [...], "drop": {arm: [...]}}``).
+``matched``, per setting, the drops from the checkpoint every arm fine-tunes (the start; the text base) at matched new-task accuracy
+(:func:`jrft_utils.frontiers.matched`: ``{"levels": [...], "drop": {arm: [...]}}``). A corpus's ``nll_base`` is its NLL
+per token under the checkpoint the arms fine-tune (the start; the text base), the paper's "base model".
 
 Notebooks record numbers here as they compute them; lists hold one value per seed, in the order of the
 summary's ``seeds`` (fixed by notebook 00 when a reproduction starts: the profile's ``run.seeds`` or the
@@ -67,15 +68,6 @@ def base_prior(config: Config) -> dict[str, float]:
     if "base" not in recorded:
         raise FileNotFoundError(f"no base model recorded in {summary_path(config)}: run notebook 00 first")
     return {cap: values[0] for cap, values in recorded["base"]["prior"].items()}
-
-
-def start_prior(config: Config) -> dict[str, float]:
-    """The start's prior-knowledge accuracy per capability and ``mean`` (notebook 01's record), from which
-    every arm's forgetting is measured; the base's when the start is the base (``start.steps`` 0)."""
-    recorded = load_summary(config)["methods"]
-    if "start" not in recorded:
-        raise FileNotFoundError(f"no start recorded in {summary_path(config)}: run notebook 01 first")
-    return {cap: values[0] for cap, values in recorded["start"]["prior"].items()}
 
 
 def start_summary(config: Config) -> dict[str, Any]:

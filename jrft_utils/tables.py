@@ -23,15 +23,14 @@ def summary_metrics(run: dict[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in ("jigsaw_acc", "jigsaw_hit", "steps", "train_time_s", "prior")}
 
 
-def final_table(runs: dict[Any, dict[str, Any]], key: str = "seed",
-                base_prior: dict[str, float] | None = None) -> pd.DataFrame:
+def final_table(runs: dict[Any, dict[str, Any]], key: str = "seed") -> pd.DataFrame:
     """One row per run (indexed by ``key``): final jigsaw accuracy, prior accuracy per capability and
-    the change of its mean from ``base_prior`` (:func:`results.base_prior`; default: the curve's step 0,
-    which is the base unless the run had a cold start), steps and training time."""
+    the change of its mean from the curve's step 0 (the start every arm fine-tunes), steps and training
+    time."""
     rows = []
     for name, run in runs.items():
         final = run["prior"]
-        start = base_prior or run["curves"][0]["prior"]
+        start = run["curves"][0]["prior"]
         row = {key: name, "jigsaw exact": run["jigsaw_acc"], "jigsaw hit": run["jigsaw_hit"]}
         row |= {f"prior {cap}": acc for cap, acc in final.items()}
         row |= {"prior mean change": final["mean"] - start["mean"], "steps": run["steps"],
@@ -76,11 +75,10 @@ def matched_table(points: list[dict[str, Any]], start_prior: float, names: dict[
 
 
 def main_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy: str = "jigsaw_acc",
-               label: str = "jigsaw exact (%)", base_prior: dict[str, float] | None = None) -> pd.DataFrame:
+               label: str = "jigsaw exact (%)") -> pd.DataFrame:
     """The paper's main table from our runs: per method (``{name: {seed: run}}``) the steps, final
     new-task accuracy (the runs' ``accuracy`` key, as column ``label``) and the change of each prior
-    capability from ``base_prior`` (:func:`results.base_prior`; default: each run's curve at step 0, the
-    base unless the run had a cold start) in points (x100), each as ``mean +- sd`` over seeds."""
+    capability from each run's curve at step 0 (the start every arm fine-tunes) in points (x100), each as ``mean +- sd`` over seeds."""
 
     def fmt(values: list[float], scale: float = 1.0) -> str:
         v = np.asarray(values, dtype=float) * scale
@@ -92,6 +90,6 @@ def main_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy: str = "j
         row = {"method": name, "steps": fmt([r["steps"] for r in runs]),
                label: fmt([r[accuracy] for r in runs], 100)}
         for cap in runs[0]["prior"]:
-            row[f"Δ {cap}"] = fmt([r["prior"][cap] - (base_prior or r["curves"][0]["prior"])[cap] for r in runs], 100)
+            row[f"Δ {cap}"] = fmt([r["prior"][cap] - r["curves"][0]["prior"][cap] for r in runs], 100)
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")

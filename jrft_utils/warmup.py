@@ -30,8 +30,8 @@ _TRAINER_KNOBS = ("batch_size", "learning_rate", "lr_scheduler", "warmup_steps",
 
 def completion_tokens(tiles: int, think: str) -> int:
     """Tokens (one a word, the tiny model's tokenizer) of a warm-up completion for ``tiles`` tiles
-    (:func:`jigsaw.cold_start_completion`), with the end of sequence."""
-    return len(jigsaw.cold_start_completion(list(range(tiles)), think).split()) + 1
+    (:func:`jigsaw.start_completion`), with the end of sequence."""
+    return len(jigsaw.start_completion(list(range(tiles)), think).split()) + 1
 
 
 def check_room(config: Config) -> None:
@@ -57,7 +57,7 @@ def corpus(config: Config):
     rng = np.random.default_rng(seed)
     targets = (train["answer"] if start["answers"] == "truth"
                else [jigsaw.random_answer(rng, r * c) for r, c in zip(train["rows"], train["cols"])])
-    data = jigsaw.to_sft(train, [jigsaw.cold_start_completion(t, start["think"]) for t in targets])
+    data = jigsaw.to_sft(train, [jigsaw.start_completion(t, start["think"]) for t in targets])
     data = data.select_columns(["prompt", "completion", "images"])
     n_replay = round(len(data) * start["replay"] / (1 - start["replay"]))
     if n_replay == 0:
@@ -107,6 +107,16 @@ def start_run(config: Config) -> dict[str, Any] | None:
     """The start's finished run (``metrics.json`` with ``curves`` and ``dir``), or ``None`` when
     ``start.steps`` is 0 or it has not been trained."""
     return None if config["start"]["steps"] == 0 else job(config).finished()
+
+
+def prior(config: Config) -> dict[str, float]:
+    """The start's prior-knowledge accuracy per capability and ``mean``, from which every arm's forgetting
+    is measured: its run's final point, or the base's record (notebook 00) when the start is the base.
+    Read from the start of ``config`` itself, so a run with other start knobs never borrows another's."""
+    run = start_run(config)
+    if run is None and config["start"]["steps"] > 0:
+        raise config.missing("the start", job(config).out, "01_jigsaw_puzzles")
+    return results.base_prior(config) if run is None else run["prior"]
 
 
 def scores(config: Config, base_jigsaw: dict[str, float]) -> dict[str, Any]:

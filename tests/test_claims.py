@@ -79,8 +79,8 @@ def test_forgetting_claims_are_judged_at_the_highest_matched_accuracy_the_arms_a
     assert judged[3]["reproduced"] == "yes" and "at 40.0% exact (matched): SFT-Non-Rea drop 30.0 pts" in judged[3]["ours"]
     assert "shared recipe: SFT-Non-Rea prior drop 50.0" in judged[3]["ours"]  # the recipe's number beside it
     assert judged[4]["reproduced"] == "yes" and "RFT drop 1.0 pts" in judged[4]["ours"]
-    # gt 30 > teacher 20 > rollouts 10 at 40 %
-    assert judged[5]["reproduced"] == "yes"
+    # gt 30 > teacher 20 > rollouts 10 at 40 %, but only SFT on answers ever reaches 50 %: partial
+    assert judged[5]["reproduced"] == "partial"
     # steps to reach 40 %: SFT 50, RFT 300 -> 6x: fewer, not 10x
     assert judged[2]["reproduced"] == "partial" and "SFT 50 steps, RFT 300 (6.0x the steps)" in judged[2]["ours"]
     # the early rollouts reach only 20 % (half of RFT's best): read there, where SFT's frontier interpolates
@@ -111,5 +111,5 @@ def test_without_matched_levels_the_claims_say_rft_learned_nothing():
     summary = _matched_summary()
     summary["matched"]["vision"] = {"levels": [], "drop": {arm: [] for arm in summary["matched"]["vision"]["drop"]}}
     judged = {c["id"]: c for c in claims.evaluate(summary)}
-    assert all(judged[i]["ours"].startswith("cannot be compared at matched accuracy: RFT never rises above 0%")
+    assert all(judged[i]["ours"].startswith("cannot be compared at matched accuracy: RFT never rises above the start")
                for i in (2, 3, 4, 5, 8))

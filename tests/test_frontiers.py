@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from jrft_utils.frontiers import by_arm, kept_at, matched, matched_levels, pareto, points_from_runs
+from jrft_utils.frontiers import (by_arm, compare, highest_common, kept_at, matched, matched_levels, pareto,
+                                  points_from_runs, steps_to_reach)
 
 
 def pt(task: float, prior: float, arm: str = "rft", lr: float = 1e-4, seed: int = 0, step: int = 0,
@@ -115,3 +116,22 @@ def test_points_from_runs_reads_every_curve_point():
     assert points[3] == {"setting": "text", "arm": "sft_gt", "lr": 3e-4, "seed": 1, "step": 50, "task_acc": 0.7,
                          "prior_mean": 0.6}
     assert xy(pareto(points)) == [(0.1, 0.9), (0.6, 0.8), (0.7, 0.6)]
+
+
+def test_compare_matches_only_above_the_starts_own_accuracy():
+    """Every arm's step 0 is the start: a level the start already reaches would match every arm at step 0."""
+    points = [pt(0.04, 0.8, "rft"), pt(0.08, 0.78, "rft", step=300), pt(0.04, 0.8, "sft_gt"),
+              pt(0.5, 0.7, "sft_gt", step=100)]
+    entry = compare(points, 0.8)
+    assert entry["levels"] == pytest.approx([0.06, 0.08])  # 0.04 (half of RFT's best) is the start's: left out
+    assert entry["drop"]["rft"] == pytest.approx([0.01, 0.02])
+    stuck = [pt(0.04, 0.8, "rft"), pt(0.04, 0.79, "rft", step=300), pt(0.04, 0.8, "sft_gt")]
+    assert compare(stuck, 0.8)["levels"] == []  # RFT never rises above the start
+
+
+def test_highest_common_picks_the_highest_level_all_arms_reach_whatever_the_order():
+    entry = {"levels": [0.3, 0.1, 0.2], "drop": {"a": [None, 0.01, 0.02], "b": [0.3, 0.1, 0.2]}}
+    assert highest_common(entry, ["a", "b"]) == (0.2, [0.02, 0.2])
+    assert highest_common(entry, ["a", "missing"]) is None
+    assert steps_to_reach([pt(0.2, 0.5, "a", step=50), pt(0.3, 0.4, "a", lr=3e-4, step=20)], 0.2) == 20
+    assert steps_to_reach([pt(0.2, 0.5, "a", step=50)], 0.5) is None

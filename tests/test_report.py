@@ -71,3 +71,17 @@ def test_base_prior_reads_the_recorded_base_or_says_to_run_notebook_00(tmp_path,
     results.record_method(profiles.resolve("smoke"), "base", 0, {"jigsaw_acc": 0.0, "jigsaw_hit": 0.0, "steps": 0, "train_time_s": 1.0,
                                                "prior": {"ocr": 0.8, "mean": 0.8}})
     assert results.base_prior(profiles.resolve("smoke")) == {"ocr": 0.8, "mean": 0.8}
+
+
+def test_the_results_block_shows_matched_drops_and_puts_matched_claims_first():
+    summary = _summary(gt_prior=0.5, rft_prior=0.89)
+    summary["matched"] = {"vision": {"levels": [0.3, 0.6], "drop": {"rft": [0.01, 0.02], "sft_gt": [0.05, None]}},
+                          "text": {"levels": [], "drop": {"rft": []}}}
+    summary["claims"] = [{"id": 1, "text": "a", "paper": "", "ours": "x", "reproduced": "yes", "comparison": "recipe"},
+                         {"id": 3, "text": "b", "paper": "", "ours": "y", "reproduced": "no", "comparison": "matched"}]
+    block = report.render(summary)
+    assert "| arm | at 30.0 % exact | at 60.0 % exact |" in block
+    assert "| SFT-Non-Rea | 5.0 | – |" in block and "| RFT | 1.0 | 2.0 |" in block
+    assert "No matched accuracy in the text setting" in block
+    assert block.index("| 3 | b | matched |") < block.index("| 1 | a | recipe |")
+    assert "04_forgetting_frontier.png" in block

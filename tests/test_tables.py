@@ -28,17 +28,13 @@ def test_steps_to_reach_table_counts_seeds_that_never_reach_it():
     assert math.isclose(row["final exact (mean)"], 0.7)
 
 
-def test_final_table_measures_the_prior_change_from_the_curve_start_or_from_the_given_base():
+def test_final_table_measures_the_prior_change_from_the_curve_start():
     run = {"jigsaw_acc": 0.2, "jigsaw_hit": 0.5, "prior": {"ocr": 0.6, "mean": 0.6}, "steps": 300, "train_time_s": 1.0,
            "curves": [{"step": 0, "prior": {"ocr": 0.7, "mean": 0.7}}, {"step": 300, "prior": {"ocr": 0.6, "mean": 0.6}}]}
     from_start = tables.final_table({0: run})
     assert math.isclose(from_start.loc[0, "prior mean change"], -0.1)
     assert from_start.loc[0, "prior ocr"] == 0.6 and from_start.loc[0, "jigsaw exact"] == 0.2
-    base = {"ocr": 0.8, "mean": 0.77}
-    from_base = tables.final_table({0: run}, base_prior=base)  # a cold start's own forgetting counts too
-    assert math.isclose(from_base.loc[0, "prior mean change"], -0.17)
     assert tables.main_table({"RFT": {0: run, 1: run}}).loc["RFT", "Δ ocr"] == "-10.0 ± 0.0"
-    assert tables.main_table({"RFT": {0: run, 1: run}}, base_prior=base).loc["RFT", "Δ ocr"] == "-20.0 ± 0.0"
 
 
 def _curve_run(points: list[tuple[float, float]]) -> dict:

@@ -79,7 +79,7 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     for method in ("sft_gt", "rft"):
         assert sweep[method][1e-4]["dir"] == runs[method][0]["dir"]  # the main run, reused
         assert sweep[method][3e-4]["dir"] != runs[method][0]["dir"]
-        assert [p["step"] for p in sweep[method][3e-4]["curves"]] == [0, 2]  # measured at start and end only
+        assert [p["step"] for p in sweep[method][3e-4]["curves"]] == [0, 1, 2]  # every rate: its whole curve
     # a frontier-only GRPO run keeps no model and leaves the main run (whose rollouts are a corpus) alone
     assert (tx.rft_run_dir(config, 0) / "model").exists() and not (Path(sweep["rft"][3e-4]["dir"]) / "model").exists()
     assert stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile) == main_rft
@@ -141,9 +141,9 @@ LBK = {"gt": 3.0, "teacher": 2.0, "rft_rollouts": 1.0}
     ({**ORDERED, "rft": 0.7}, NLL, LBK, "no"),
 ])
 def test_claim_9_follows_the_text_numbers(drops, nll, lbk, verdict):
-    ours, judged = claims.text_setting_agrees({"text": _text_summary(drops, nll, lbk)})
-    assert judged == verdict and "RFT" in ours
-    assert claims.text_setting_agrees({}) == ("not run (notebook 08)", "no")
+    ours, judged, comparison = claims.text_setting_agrees({"text": _text_summary(drops, nll, lbk)})
+    assert judged == verdict and "RFT" in ours and comparison == "recipe"  # no frontiers: the shared recipe
+    assert claims.text_setting_agrees({}) == ("not run (notebook 08)", "no", "recipe")
 
 
 def test_record_text_rejects_unknown_names():

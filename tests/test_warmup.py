@@ -69,6 +69,9 @@ def test_every_arm_starts_from_the_base_or_from_one_trained_warm_up(tmp_path, mo
     assert warmup.start(config.with_knobs("sft", learning_rate=1e-3, steps=7, eval_test_size=3)) == warm
     run = warmup.start_run(config)
     assert [p["step"] for p in run["curves"]] == [0, 1]
+    assert warmup.prior(config) == run["prior"]  # every drop is measured from it
+    with pytest.raises(FileNotFoundError, match="01_jigsaw_puzzles"):  # another start, not trained yet
+        warmup.prior(config.with_knobs("start", steps=2))
     scores = warmup.scores(config, {"acc": 0.5, "hit": 0.5})
     assert scores["prior"] == run["prior"] and scores["jigsaw_acc"] == run["jigsaw_acc"]
 
@@ -76,9 +79,9 @@ def test_every_arm_starts_from_the_base_or_from_one_trained_warm_up(tmp_path, mo
 def test_a_tile_trace_start_needs_room_for_its_completions():
     tokenizer = modeling.build_tokenizer()
     for think in ("tiles", "empty"):  # the start's own completion, counted by the tiny model's tokenizer
-        text = jigsaw.cold_start_completion([1, 0, 3, 2], think)
+        text = jigsaw.start_completion([1, 0, 3, 2], think)
         assert warmup.completion_tokens(4, think) == len(tokenizer(text)["input_ids"]) + 1
-    assert jigsaw.cold_start_completion([1, 0, 3, 2], "empty") == jigsaw.gt_completion([1, 0, 3, 2])
+    assert jigsaw.start_completion([1, 0, 3, 2], "empty") == jigsaw.gt_completion([1, 0, 3, 2])
     config = profiles.resolve("cpu")
     assert config["start"]["think"] == "tiles"
     warmup.check_room(config)  # the default fits its room
