@@ -128,7 +128,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(resumed_run):
 def test_same_seed_same_numbers_even_after_kill_and_resume(smoke_run, resumed_run):
     assert smoke_run[0].returncode == 0 and resumed_run["result"].returncode == 0
     resumed, full = _numbers(_summary(resumed_run["run"])), _numbers(_summary(smoke_run[1]))
-    assert set(resumed) == {"base", "sft_gt", "rft"}
+    assert set(resumed) == {"base", "start", "sft_gt", "rft"}
     assert resumed == {m: full[m] for m in resumed}
     resumed, full = _outputs(resumed_run["run"], 0), _outputs(smoke_run[1], 0)
     assert any("finetune/gt/" in k for k in resumed["curves"]) and any("finetune/rft/" in k for k in resumed["curves"])
