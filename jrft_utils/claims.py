@@ -85,6 +85,11 @@ def _matched(summary: dict[str, Any], setting: str, arms: tuple[str, ...]) -> tu
     return common
 
 
+def _arm_points(summary: dict[str, Any], setting: str) -> dict[str, list[dict[str, Any]]]:
+    """The summary's frontier points of ``setting``, by arm."""
+    return frontiers.by_arm([p for p in summary["frontier"] if p["setting"] == setting])
+
+
 def _at(level: float, arms: tuple[str, ...], drops: list[float]) -> str:
     return (f"at {level * 100:.1f}% exact (matched): "
             + ", ".join(f"{methods.name(a)} drop {d * 100:.1f} pts" for a, d in zip(arms, drops)))
@@ -126,7 +131,7 @@ def sft_learns_in_fewer_steps(summary: dict[str, Any]) -> tuple[str, str, str]:
     if isinstance(common, str):
         return f"{common}; shared recipe: {recipe}", "no", "matched"
     level = common[0]
-    arm_points = frontiers.by_arm([p for p in summary["frontier"] if p["setting"] == "vision"])
+    arm_points = _arm_points(summary, "vision")
     s_need, r_need = (frontiers.steps_to_reach(arm_points[a], level) for a in ("sft_gt", "rft"))
     ratio = r_need / s_need if s_need else float("inf")
     verdict = "yes" if ratio >= STEP_RATIO else "partial" if ratio > 1 else "no"
@@ -202,7 +207,7 @@ def forgetting_follows_the_data(summary: dict[str, Any]) -> tuple[str, str, str]
     drops = [prior_drop(summary, m) for m in FORGETTING_ORDER] if common is None else common[1]
     strict = drops[0] > drops[1] > drops[2]
     if common is not None:  # "while all SFT variants reach high accuracy": the best point of each frontier
-        arm_points = frontiers.by_arm([p for p in summary["frontier"] if p["setting"] == "vision"])
+        arm_points = _arm_points(summary, "vision")
         accs = [max(p["task_acc"] for p in arm_points[m]) for m in FORGETTING_ORDER]
     learned = min(accs) >= LEARNED_MIN
     verdict = "yes" if strict and learned else "partial" if drops[0] > drops[2] else "no"

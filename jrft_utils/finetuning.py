@@ -102,14 +102,19 @@ def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, st
     ``corpus``) for ``seed``, with ``knobs`` applied to the method's section of ``config``; ``inputs``
     names the fingerprints of the stages the corpus came from."""
     cfg = config.with_knobs(method, **knobs)[method]
-    recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
-    params = {"method": method, "corpus": corpus, "cfg": recipe, "seed": seed, "keep_model": keep_model,
+    params = {"method": method, "corpus": corpus, "cfg": run_recipe(cfg), "seed": seed, "keep_model": keep_model,
               "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint}
     key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
     out = config.run_dir / "finetune" / corpus / f"lr{cfg['learning_rate']:g}" / key
     return Job(method, corpus, dataset, seed, cfg, start, out, params,
                {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"]},
                config["model"], keep_model, config.run_dir / "finetune" / "start_points")
+
+
+def run_recipe(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What of a method's section decides one run (its cache fingerprint): all but ``lr_sweep``, since the
+    sweep's other rates do not change a run."""
+    return {k: v for k, v in cfg.items() if k != "lr_sweep"}
 
 
 def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:

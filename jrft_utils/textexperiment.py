@@ -238,8 +238,7 @@ def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dic
     inputs = {"base": stages.stage_fingerprint(base_dir(config), NOTEBOOK, config.profile)}
     if method == "sft_rft_rollouts":
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), NOTEBOOK, config.profile)
-    recipe = {k: v for k, v in cfg.items() if k != "lr_sweep"}  # the sweep's other rates do not change a run
-    params = {"method": method, "cfg": recipe, "seed": seed, "world": config["text_world"], "inputs": inputs}
+    params = {"method": method, "cfg": finetuning.run_recipe(cfg), "seed": seed, "world": config["text_world"], "inputs": inputs}
     key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
     out = run_dir(config) / ("rft" if method == "rft" and not frontier else f"{method}/lr{cfg['learning_rate']:g}") / key
     return cfg, out, params
