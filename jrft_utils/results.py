@@ -1,6 +1,7 @@
 """The results contract: ``summary.json`` in the profile's figures folder.
 
-Its keys: ``profile``, ``seeds``, ``grid``, ``wall_time_s``, ``machine``; ``methods`` (method key ->
+Its keys: ``profile``, ``seeds``, ``grid``, ``wall_time_s``, ``machine``, ``timing`` (the runner's
+``{"notebooks_s": {notebook: seconds}, "peak_kernel_gb": float}``); ``methods`` (method key ->
 METHOD_METRICS and ``prior``, capability -> accuracy; ``base`` is the pretrained base, ``start`` the
 checkpoint every arm fine-tunes from), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
 (:func:`jrft_utils.claims.evaluate`), ``text``, the text-only validation's ``methods`` and ``corpora``;
@@ -168,10 +169,10 @@ def record_frontier(config: Config, setting: str, points: list[dict[str, Any]], 
 
 
 def record_fields(config: Config, **fields: Any) -> dict[str, Any]:
-    """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``, ``machine``)."""
+    """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``, ``machine``, ``timing``)."""
     summary = load_summary(config)
     for key, value in fields.items():
-        if key not in ("grid", "wall_time_s", "claims", "machine"):
+        if key not in ("grid", "wall_time_s", "claims", "machine", "timing"):
             raise ValueError(f"unknown summary field {key!r}")
         summary[key] = value
     write_json_atomic(summary_path(config), summary)

@@ -57,7 +57,10 @@ def test_smoke_summary_follows_the_contract(smoke_run):
     _, run = smoke_run
     summary = json.loads((run / "figures" / "summary.json").read_text())
     assert summary["profile"] == "smoke"
-    assert set(summary) >= {"profile", "seeds", "grid", "wall_time_s", "methods", "corpora", "claims"}
+    assert set(summary) >= {"profile", "seeds", "grid", "wall_time_s", "methods", "corpora", "claims", "timing"}
+    assert set(summary["timing"]["notebooks_s"]) == {nb.path.stem for nb in reproduce.discover()}
+    assert sum(summary["timing"]["notebooks_s"].values()) <= summary["wall_time_s"]
+    assert summary["timing"]["peak_kernel_gb"] > 0
 
 
 # ----------------------------------------------------------------------------------------------------
