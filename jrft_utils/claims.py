@@ -95,6 +95,24 @@ def _at(level: float, arms: tuple[str, ...], drops: list[float]) -> str:
             + ", ".join(f"{methods.name(a)} drop {d * 100:.1f} pts" for a, d in zip(arms, drops)))
 
 
+def _compared(summary: dict[str, Any], arms: tuple[str, ...], recipe: str
+              ) -> tuple[list[float], float | None, str] | tuple[str, str, str]:
+    """The vision drops of ``arms`` where a forgetting claim compares them: at the highest matched level
+    they all reach (``level``), else at the shared recipe (``level`` ``None``); with the ``ours`` text
+    (``recipe``: the shared recipe's numbers, always shown). When the setting has matched drops but no
+    level every arm reaches, the claim's finished ``(ours, "no", "matched")`` instead."""
+    common = _matched(summary, "vision", arms)
+    if isinstance(common, str):
+        return f"{common}; shared recipe: {recipe}", "no", "matched"
+    if common is None:
+        return [prior_drop(summary, m) if _have(summary, m) else float("nan") for m in arms], None, recipe
+    return common[1], common[0], f"{_at(common[0], arms, common[1])}; shared recipe: {recipe}"
+
+
+def _comparison(level: float | None) -> str:
+    return "recipe" if level is None else "matched"
+
+
 def zero_shot_then_learnable(summary: dict[str, Any]) -> tuple[str, str, str]:
     """Claim 1: the base solves at most ZERO_SHOT_MAX, the best fine-tuned method at least LEARNED_MIN
     (``partial``: one of the two)."""
@@ -148,15 +166,11 @@ def sft_forgets(summary: dict[str, Any]) -> tuple[str, str, str]:
     at the highest accuracy matched to RFT's (or at the shared recipe)."""
     if not _have(summary, reference(summary), "sft_gt"):
         return NOT_RUN
-    recipe = _drop_text(summary, "sft_gt")
-    common = _matched(summary, "vision", ("sft_gt", "rft"))
-    if isinstance(common, str):
-        return f"{common}; shared recipe: {recipe}", "no", "matched"
-    d = prior_drop(summary, "sft_gt") if common is None else common[1][0]
-    verdict = "yes" if d >= COLLAPSE_DROP else "partial" if d >= PARTIAL_DROP else "no"
-    if common is None:
-        return recipe, verdict, "recipe"
-    return f"{_at(common[0], ('sft_gt', 'rft'), common[1])}; shared recipe: {recipe}", verdict, "matched"
+    compared = _compared(summary, ("sft_gt", "rft"), _drop_text(summary, "sft_gt"))
+    if isinstance(compared[0], str):
+        return compared
+    (d, _), level, ours = compared
+    return ours, "yes" if d >= COLLAPSE_DROP else "partial" if d >= PARTIAL_DROP else "no", _comparison(level)
 
 
 SMALL_DROP = 0.03         # "barely forgets" = within 3 points of the start
@@ -171,21 +185,19 @@ def rft_barely_forgets(summary: dict[str, Any]) -> tuple[str, str, str]:
     if not _have(summary, ref, "rft"):
         return NOT_RUN
     ran = summary["methods"]
-    recipe = _drop_text(summary, "rft")
-    common = _matched(summary, "vision", ("rft", "sft_gt"))
-    if isinstance(common, str):
-        return f"{common}; shared recipe: {recipe}", "no", "matched"
-    d = prior_drop(summary, "rft") if common is None else common[1][0]
+    compared = _compared(summary, ("rft", "sft_gt"), _drop_text(summary, "rft"))
+    if isinstance(compared[0], str):
+        return compared
+    (d, d_sft), level, ours = compared
     verdict = "yes" if d <= SMALL_DROP else "partial" if d <= PARTIAL_DROP else "no"
     gain = _mean(ran["rft"]["jigsaw_acc"]) - _mean(ran[ref].get("jigsaw_acc") or [0.0])
-    ours = recipe if common is None else f"{_at(common[0], ('rft', 'sft_gt'), common[1])}; shared recipe: {recipe}"
-    if common is not None and d > common[1][1]:
+    if level is not None and d > d_sft:
         verdict = "partial" if verdict == "yes" else verdict
         ours += "; RFT loses more than SFT at the same accuracy"
     if gain < ZERO_SHOT_MAX:  # keeping what it knew while learning nothing is not the paper's claim
         verdict = "partial" if verdict == "yes" else verdict
         ours += f"; but RFT learned no jigsaw ({gain * 100:+.1f} pts exact over the {ref})"
-    return ours, verdict, "recipe" if common is None else "matched"
+    return ours, verdict, _comparison(level)
 
 
 FORGETTING_ORDER = ("sft_gt", "sft_teacher", "sft_rft_rollouts")  # most to least forgetting, as the paper
@@ -201,19 +213,15 @@ def forgetting_follows_the_data(summary: dict[str, Any]) -> tuple[str, str, str]
     accs = [_mean(summary["methods"][m]["jigsaw_acc"]) for m in FORGETTING_ORDER]
     recipe = ("; ".join(_drop_text(summary, m) for m in FORGETTING_ORDER)
               + f"; jigsaw {', '.join(f'{a * 100:.0f}%' for a in accs)}")
-    common = _matched(summary, "vision", FORGETTING_ORDER)
-    if isinstance(common, str):
-        return f"{common}; shared recipe: {recipe}", "no", "matched"
-    drops = [prior_drop(summary, m) for m in FORGETTING_ORDER] if common is None else common[1]
-    strict = drops[0] > drops[1] > drops[2]
-    if common is not None:  # "while all SFT variants reach high accuracy": the best point of each frontier
+    compared = _compared(summary, FORGETTING_ORDER, recipe)
+    if isinstance(compared[0], str):
+        return compared
+    drops, level, ours = compared
+    if level is not None:  # "while all SFT variants reach high accuracy": the best point of each frontier
         arm_points = _arm_points(summary, "vision")
         accs = [max(p["task_acc"] for p in arm_points[m]) for m in FORGETTING_ORDER]
-    learned = min(accs) >= LEARNED_MIN
-    verdict = "yes" if strict and learned else "partial" if drops[0] > drops[2] else "no"
-    if common is None:
-        return recipe, verdict, "recipe"
-    return f"{_at(common[0], FORGETTING_ORDER, drops)}; shared recipe: {recipe}", verdict, "matched"
+    strict, learned = drops[0] > drops[1] > drops[2], min(accs) >= LEARNED_MIN
+    return ours, "yes" if strict and learned else "partial" if drops[0] > drops[2] else "no", _comparison(level)
 
 
 def lbk_ordering(summary: dict[str, Any]) -> tuple[str, str, str]:
@@ -248,15 +256,12 @@ def early_rollouts_forget_little(summary: dict[str, Any]) -> tuple[str, str, str
     arms = ("sft_early_rollouts", "sft_gt")
     if not _have(summary, reference(summary), *arms):
         return NOT_RUN
-    recipe = _drop_text(summary, "sft_early_rollouts") + "; " + _drop_text(summary, "sft_gt")
-    common = _matched(summary, "vision", arms)
-    if isinstance(common, str):
-        return f"{common}; shared recipe: {recipe}", "no", "matched"
-    d_early, d_gt = [prior_drop(summary, m) for m in arms] if common is None else common[1]
+    compared = _compared(summary, arms, _drop_text(summary, "sft_early_rollouts") + "; " + _drop_text(summary, "sft_gt"))
+    if isinstance(compared[0], str):
+        return compared
+    (d_early, d_gt), level, ours = compared
     verdict = "yes" if d_early <= d_gt * EARLY_SHARE else "partial" if d_early < d_gt else "no"
-    if common is None:
-        return recipe, verdict, "recipe"
-    return f"{_at(common[0], arms, common[1])}; shared recipe: {recipe}", verdict, "matched"
+    return ours, verdict, _comparison(level)
 
 
 def text_setting_agrees(summary: dict[str, Any]) -> tuple[str, str, str]:
