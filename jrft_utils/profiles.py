@@ -87,7 +87,7 @@ _CPU: dict[str, dict[str, Any]] = {
         "eval_batch_size": 32,
     },
     "start": {                  # the format warm-up every arm fine-tunes from (notebook 01): SFT on the base
-        "steps": 100,           # 0: every arm starts from the base itself
+        "steps": 300,           # 0: every arm starts from the base itself (100 left its answers unlike its think blocks)
         "answers": "random",    # its answers: "random" permutations (the format, not the solution) or "truth"
         "think": "tiles",       # its think block: "tiles" (the answer told tile by tile) or "empty"
         "replay": 0.5,          # share of its samples replayed from the pretraining corpus
@@ -213,6 +213,7 @@ _CLASS["run"].update(seeds=[0], figures_dir=None, ship_bases=False)
 _CLASS["jigsaw"].update(eval_batch_size=64)
 _CLASS["sft"].update(lr_sweep=[3e-4], eval_every=100, eval_test_size=50)
 _CLASS["rft"].update(steps=100, batch_size=64, lr_sweep=[1e-4], eval_every=50, eval_test_size=50)
+_CLASS["start"].update(steps=100)  # a shorter start: notebook 01 in under two minutes
 _CLASS["corpora"].update(num_samples=2)
 _CLASS["dynamics"].update(n_u=8, n_v=16, lbk_steps=20, lbk_every=10)
 _CLASS["text_sft"].update(lr_sweep=[1e-4], eval_every=100)

@@ -72,7 +72,7 @@ def corpus(config: Config):
 
 
 def name(start: dict[str, Any]) -> str:
-    """The corpus name (and run folder) of the start of section ``start``: ``start100_random_replay0.5_tiles``."""
+    """The corpus name (and run folder) of the start of section ``start``: ``start300_random_replay0.5_tiles``."""
     return (f"start{start['steps']}" + ("" if start["answers"] == "truth" else f"_{start['answers']}")
             + (f"_replay{start['replay']:g}" if start["replay"] else "") + ("" if start["think"] == "empty" else "_tiles"))
 

@@ -36,7 +36,7 @@ def test_the_start_corpus_teaches_the_format_with_true_or_random_answers_and_rep
                    if p != jigsaw.jigsaw_prompt(2, 2))  # the replayed rows are world questions
     assert prompts[:n] != [jigsaw.jigsaw_prompt(2, 2)] * n  # shuffled in
     section = profiles.section("cpu", "start")
-    assert warmup.name(section) == "start100_random_replay0.5_tiles"
+    assert warmup.name(section) == "start300_random_replay0.5_tiles"
     assert warmup.name(section | {"steps": 20, "answers": "truth", "replay": 0.0, "think": "empty"}) == "start20"
     tiles = warmup.corpus(_start({"answers": "random", "replay": 0.0, "think": "tiles"}))
     texts = [row[0]["content"] for row in tiles["completion"]]
