@@ -140,6 +140,26 @@ def make_batch(processor, samples: Sequence[Sample], dtype: torch.dtype = torch.
                  label_mask=completion[:, 1:])
 
 
+def ids_batch(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
+              pixel_values: Sequence[torch.Tensor] | None, pad_id: int, dtype: torch.dtype = torch.float32,
+              device: torch.device | str = "cpu") -> Batch:
+    """A right-padded :class:`Batch` of sequences given as token ids (prompt, then completion; e.g. what
+    :func:`jrft_utils.generation.generate_ids` sampled), ``pixel_values`` one image each or ``None``."""
+    if len(prompt_ids) != len(completion_ids) or not prompt_ids:
+        raise ValueError(f"{len(prompt_ids)} prompts and {len(completion_ids)} completions: need as many, at least one")
+    if any(len(c) == 0 for c in completion_ids):
+        raise ValueError("an empty completion has no token to score")
+    ids = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids)]
+    comp = [[0] * len(p) + [1] * len(c) for p, c in zip(prompt_ids, completion_ids)]
+    length = max(map(len, ids))
+    input_ids = torch.tensor([x + [pad_id] * (length - len(x)) for x in ids], device=device)
+    attention = torch.tensor([[1] * len(x) + [0] * (length - len(x)) for x in ids], device=device)
+    completion = torch.tensor([x + [0] * (length - len(x)) for x in comp], device=device)
+    pixels = None if pixel_values is None else torch.stack(list(pixel_values)).to(device=device, dtype=dtype)
+    return Batch(input_ids=input_ids, pixel_values=pixels, attention_mask=attention, completion_mask=completion,
+                 labels=input_ids[:, 1:], label_mask=completion[:, 1:])
+
+
 def _batch_for(model, processor, samples: Sequence[Sample]) -> Batch:
     p = next(model.parameters())
     return make_batch(processor, samples, dtype=p.dtype, device=p.device)
@@ -168,6 +188,8 @@ class _Logits(torch.nn.Module):
         feats = torch.stack(list(feats.pooler_output))  # [B, n_patches, D]
         embeds = m.get_input_embeddings()(input_ids)
         is_image = input_ids == cfg.image_token_id
+        # only the prompt's image tokens hold patches; one a model samples later is an ordinary token, as in generate
+        is_image = is_image & (is_image.long().cumsum(-1) <= feats.shape[1])
         slot = (is_image.long().cumsum(-1) - 1).clamp(min=0)
         placed = torch.gather(feats, 1, slot.unsqueeze(-1).expand(-1, -1, feats.shape[-1]))
         embeds = torch.where(is_image.unsqueeze(-1), placed.to(embeds.dtype), embeds)
@@ -194,12 +216,15 @@ def _chunks(samples: Sequence[Sample], size: int):
 def token_logprobs(model, processor, samples: Sequence[Sample], batch_size: int = 32) -> list[torch.Tensor]:
     """Per sample, the log-probability of each completion token (closing ``<|im_end|>`` included)."""
     _check_samples(samples, "samples")
-    out: list[torch.Tensor] = []
-    for chunk in _chunks(samples, batch_size):
-        batch = _batch_for(model, processor, chunk)
-        lp = _label_logprobs(forward_logits(model, batch), batch.labels)
-        out.extend(row[mask.bool()].cpu() for row, mask in zip(lp, batch.label_mask))
-    return out
+    return [lp for chunk in _chunks(samples, batch_size)
+            for lp in batch_token_logprobs(model, _batch_for(model, processor, chunk))]
+
+
+@torch.no_grad()
+def batch_token_logprobs(model, batch: Batch) -> list[torch.Tensor]:
+    """Per sequence of ``batch``, the log-probability of each of its completion tokens."""
+    lp = _label_logprobs(forward_logits(model, batch), batch.labels)
+    return [row[mask.bool()].cpu() for row, mask in zip(lp, batch.label_mask)]
 
 
 def sequence_logprob(model, processor, samples: Sequence[Sample], batch_size: int = 32) -> torch.Tensor:

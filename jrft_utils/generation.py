@@ -1,13 +1,14 @@
 """Generation: the chat prompt of one user turn and batched completions (greedy or sampled) of a model.
 
 The one place a model writes text; evaluation, the benchmarks, rollouts, corpora, training and the
-text-only experiment all generate through :func:`generate_completions`. It imports nothing from the
-package.
+text-only experiment all generate through :func:`generate_completions` (text) or :func:`generate_ids`
+(token ids, to score exactly what was sampled). It imports nothing from the package.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 import torch
 from PIL import Image
@@ -42,6 +43,44 @@ def generate_completions(model, processor, images: Sequence[Image.Image] | None,
     pair, in batches padded on the left: greedy with ``temperature`` 0, else sampled at that temperature
     (reproducibly: the torch generator is seeded with ``seed``). ``images=None``: a text-only model, whose
     ``processor`` is its tokenizer."""
+    tok = getattr(processor, "tokenizer", processor)
+    return [_decode(tok, row.tolist()) for _, new in _generated(model, processor, images, prompts, max_new_tokens,
+                                                                batch_size, progress, desc, temperature, seed)
+            for row in new]
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated completion as token ids: the prompt's ids (the image expanded, no padding), the
+    image's pixel values (``None`` for a text-only model) and the completion's ids up to and including the
+    first end of turn (all ``max_new_tokens`` of them when none was generated)."""
+
+    prompt_ids: list[int]
+    pixel_values: torch.Tensor | None
+    completion_ids: list[int]
+
+
+@torch.no_grad()
+def generate_ids(model, processor, images: Sequence[Image.Image] | None, prompts: Sequence[str],
+                 max_new_tokens: int = 48, batch_size: int = 64, progress: bool = True, desc: str = "sampling",
+                 temperature: float = 1.0, seed: int = 0) -> list[Generated]:
+    """The completions of :func:`generate_completions` (sampled at ``temperature`` by default) as token
+    ids, for scoring the very tokens that were drawn (:mod:`jrft_utils.divergence`)."""
+    tok = getattr(processor, "tokenizer", processor)
+    out: list[Generated] = []
+    for inputs, new in _generated(model, processor, images, prompts, max_new_tokens, batch_size, progress, desc,
+                                  temperature, seed):
+        for i, row in enumerate(new.tolist()):
+            ends = [k for k, t in enumerate(row) if t == tok.eos_token_id]
+            pixels = inputs["pixel_values"][i].cpu() if "pixel_values" in inputs else None
+            out.append(Generated(inputs["input_ids"][i][inputs["attention_mask"][i].bool()].tolist(), pixels,
+                                 row[:ends[0] + 1] if ends else row))
+    return out
+
+
+def _generated(model, processor, images, prompts, max_new_tokens: int, batch_size: int, progress: bool, desc: str,
+               temperature: float, seed: int) -> Iterator[tuple[Any, torch.Tensor]]:
+    """Per batch: the processor's left-padded inputs and the generated ids (after the prompt)."""
     if images is not None and len(images) != len(prompts):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     was_training = model.training
@@ -49,7 +88,6 @@ def generate_completions(model, processor, images: Sequence[Image.Image] | None,
     tok = getattr(processor, "tokenizer", processor)
     if temperature > 0:
         torch.manual_seed(seed)
-    out: list[str] = []
     starts = range(0, len(prompts), batch_size)
     for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
         texts = [chat_prompt(processor, p, image=images is not None) for p in prompts[start:start + batch_size]]
@@ -62,8 +100,6 @@ def generate_completions(model, processor, images: Sequence[Image.Image] | None,
         sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
         gen = model.generate(**inputs, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
                              pad_token_id=tok.pad_token_id, **sampling)
-        new = gen[:, inputs["input_ids"].shape[1]:]
-        out.extend(_decode(tok, row.tolist()) for row in new)
+        yield inputs, gen[:, inputs["input_ids"].shape[1]:]
     if was_training:
         model.train()
-    return out
