@@ -7,9 +7,13 @@
 completion. It is estimated by Monte Carlo: completions are sampled once from the start (temperature 1,
 no top-k or top-p: its own distribution) and kept as token ids, and every later model is scored on the
 very same tokens. The mean of ``log pi_0(y|x) - log pi(y|x)`` over the samples is an unbiased estimate;
-its standard error is the samples' standard deviation over the square root of their number. Because
+its standard error is the samples' standard deviation over the square root of their number (a KL smaller
+than that error can come out negative). Because
 ``log pi(y|x)`` is a sum over the completion's tokens, the estimate splits exactly into the tokens of the
 think block (up to and including ``</think>``) and the rest (the answer and the end of turn).
+
+:func:`load_or_sample` draws a run's samples once per start (cached beside the step-0 points) and
+:func:`measure_all` scores a curve point on them (``kl_new``, ``kl_prior``: :mod:`jrft_utils.finetuning`).
 
 Conventions: a completion ends with its first end-of-turn token, or after ``max_new_tokens`` tokens when
 none was sampled (then its probability has no end factor, as in sampling). KL is in nats per completion.
@@ -18,14 +22,16 @@ Scoring runs through :mod:`jrft_utils.dynamics` (right-padded batches of the tin
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from jrft_utils import dynamics, generation, template
+from jrft_utils import dynamics, generation, jigsaw, modeling, template
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,10 @@ def sample_start(start_model, processor, images: Sequence[Image.Image] | None, p
         raise ValueError(f"need at least one prompt and one sample a prompt, got {len(prompts)} and {samples_per_prompt}")
     tok = getattr(processor, "tokenizer", processor)
     repeat = lambda xs: [x for x in xs for _ in range(samples_per_prompt)]  # noqa: E731
-    samples = generation.generate_ids(start_model, processor, None if images is None else repeat(images),
-                                      repeat(prompts), max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                      progress=False, temperature=1.0, seed=seed)
+    with torch.random.fork_rng():  # seeded here, and the caller's random state is left as it was
+        samples = generation.generate_ids(start_model, processor, None if images is None else repeat(images),
+                                          repeat(prompts), max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                          progress=False, temperature=1.0, seed=seed)
     return StartSamples(samples, [think_tokens(tok, s.completion_ids) for s in samples],
                         completion_logprobs(start_model, tok.pad_token_id, samples, batch_size))
 
@@ -93,3 +100,35 @@ def measure(start: StartSamples, model, processor, batch_size: int = 64) -> dict
     """:func:`forward_kl` of ``model`` on the start's samples."""
     tok = getattr(processor, "tokenizer", processor)
     return forward_kl(start, completion_logprobs(model, tok.pad_token_id, start.samples, batch_size))
+
+
+def load_or_sample(path: Path, start_dir: Path, cfg: dict, jigsaw_test, prior_test_sets: dict[str, list]) -> dict[str, StartSamples]:
+    """The start's samples a run's curve points are scored on (``cfg``: the profile's ``kl`` section), read
+    from ``path`` or sampled there once: ``"new"``, ``samples`` completions of each of the first ``prompts``
+    held-out puzzles of ``jigsaw_test``; ``"prior"``, of ``prior_prompts`` prior-knowledge questions (the first
+    of each capability of ``prior_test_sets`` in turn). Every run from the same start reads the same file."""
+    path = Path(path)
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    model, processor = modeling.load_checkpoint(start_dir)
+    model.eval()
+    puzzles = jigsaw_test.select(range(min(cfg["prompts"], len(jigsaw_test))))
+    questions = [s for group in zip(*prior_test_sets.values()) for s in group][:cfg["prior_prompts"]]
+    out = {"new": sample_start(model, processor, list(puzzles["image"]),
+                               [jigsaw.jigsaw_prompt(r, c) for r, c in zip(puzzles["rows"], puzzles["cols"])],
+                               cfg["samples"], cfg["max_new_tokens"], cfg["seed"]),
+           "prior": sample_start(model, processor, [q["image"] for q in questions], [q["prompt"] for q in questions],
+                                 cfg["samples"], cfg["max_new_tokens"], cfg["seed"])}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(out, tmp)
+    tmp.replace(path)  # atomic: workers from the same start may sample it at once, identically
+    return out
+
+
+def measure_all(samples: dict[str, StartSamples], model, processor) -> dict[str, float]:
+    """A curve point's forward KL from the start: ``kl_new`` on the new task's prompts (with ``kl_new_se``,
+    ``kl_new_think``, ``kl_new_answer``) and ``kl_prior`` on prior-knowledge questions (with ``kl_prior_se``)."""
+    new, prior = measure(samples["new"], model, processor), measure(samples["prior"], model, processor)
+    return {"kl_new": new["kl"], "kl_new_se": new["kl_se"], "kl_new_think": new["kl_think"],
+            "kl_new_answer": new["kl_answer"], "kl_prior": prior["kl"], "kl_prior_se": prior["kl_se"]}

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from jrft_utils import evaluation, generation, jigsaw, qwen, results, stages, trainers
+from jrft_utils import divergence, evaluation, generation, jigsaw, qwen, results, stages, trainers
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -60,16 +60,18 @@ def evaluation_sets(config: Config, method: str) -> tuple[Any, Any]:
 
 
 def evaluate_all(model, processor, jigsaw_test, prior_test_sets, batch_size: int = 64,
-                 max_new_tokens: int = 48) -> dict[str, Any]:
+                 max_new_tokens: int = 48, kl: dict[str, Any] | None = None) -> dict[str, Any]:
     """Held-out jigsaw ``jigsaw_acc`` / ``jigsaw_hit`` / ``jigsaw_fmt`` and the ``prior`` suite (per
-    capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement)."""
+    capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement); with ``kl`` (the
+    start's samples, :func:`divergence.load_or_sample`) also the forward KL from the start
+    (:func:`divergence.measure_all`)."""
     prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(jigsaw_test["rows"], jigsaw_test["cols"])]
     completions = generation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
                                                   max_new_tokens=max_new_tokens, batch_size=batch_size)
     scores = jigsaw.evaluate_jigsaw(completions, list(jigsaw_test["answer"]))
     prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)
     return {"jigsaw_acc": scores["acc"], "jigsaw_hit": scores["hit"], "jigsaw_fmt": scores["fmt"],
-            "prior": prior}
+            "prior": prior} | (divergence.measure_all(kl, model, processor) if kl else {})
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class Job:
     start: Start
     out: Path
     params: dict[str, Any]  # what the run's cache fingerprint is made of
-    scoring: dict[str, Any]  # the sections the curves are scored with (jigsaw, world, benchmarks)
+    scoring: dict[str, Any]  # the sections the curves are scored with (jigsaw, world, benchmarks, kl)
     lora: dict[str, Any]  # the model section (LoRA adapters when lora_r > 0)
     keep_model: bool
     start_points: Path  # the folder of cached step-0 points
@@ -103,11 +105,12 @@ def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, st
     names the fingerprints of the stages the corpus came from."""
     cfg = config.with_knobs(method, **knobs)[method]
     params = {"method": method, "corpus": corpus, "cfg": run_recipe(cfg), "seed": seed, "keep_model": keep_model,
-              "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint}
+              "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint, "kl": config["kl"]}
     key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
     out = config.run_dir / "finetune" / corpus / f"lr{cfg['learning_rate']:g}" / key
     return Job(method, corpus, dataset, seed, cfg, start, out, params,
-               {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"]},
+               {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"],
+                "kl": config["kl"]},
                config["model"], keep_model, config.run_dir / "finetune" / "start_points")
 
 
@@ -128,10 +131,13 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
         shutil.rmtree(job.out)  # a run killed half-way: start it again
     processor = modeling.load_checkpoint(job.start.dir)[1]
     scored_on = {"start": job.start.fingerprint, "jigsaw": job.scoring["jigsaw"], "eval_test_size": len(jigsaw_test),
-                 "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"]}
+                 "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"], "kl": job.scoring["kl"]}
+    kl_cfg = job.scoring["kl"]
+    kl = None if kl_cfg["prompts"] == 0 else divergence.load_or_sample(
+        job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir, kl_cfg, jigsaw_test, prior_test_sets)
     evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,
                        max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"],
-                       batch_size=job.scoring["world"]["eval_batch_size"])
+                       batch_size=job.scoring["world"]["eval_batch_size"], kl=kl)
     callbacks = [trainers.CurveCallback(evaluate, job.cfg["eval_every"], job.out / trainers.CURVES_FILE,
                                         start_cache=job.start_points / f"{stages.fingerprint(scored_on)}.json")]
     if job.keep_model and job.cfg.get("snapshot_step", 0) > 0:

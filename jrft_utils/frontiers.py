@@ -14,7 +14,8 @@ prior knowledge they lose at the same new-task accuracy ``L``:
 Conventions (every function here uses them):
 
 - A *point* is a dict ``{"setting": "vision" | "text", "arm": <method key>, "lr": float, "seed": int,
-  "step": int, "task_acc": float, "prior_mean": float}``; accuracies, ``prior_mean`` and drops are in
+  "step": int, "task_acc": float, "prior_mean": float}``, with ``kl_new``, ``kl_new_se`` and ``kl_prior``
+  (nats per completion) where the run measured them; accuracies, ``prior_mean`` and drops are in
   accuracy units (0..1), not percentage points.
 - Functions taking ``points`` take a flat list; those that read one arm's frontier expect that arm's points
   only, :func:`matched` filters by arm itself.
@@ -29,6 +30,9 @@ import numpy as np
 
 Point = dict[str, Any]
 
+# a point's forward KL from the start (jrft_utils.divergence), where its run measured it
+KL_KEYS = ("kl_new", "kl_new_se", "kl_prior")
+
 # Levels are fractions of an accuracy (0.75 * 0.8 = 0.6000000000000001): a point within this of a level reaches it.
 TOLERANCE = 1e-9
 
@@ -40,6 +44,7 @@ def points_from_runs(setting: str, arm: str, runs: Mapping[tuple[float, int], Ma
     curves' new-task key (``jigsaw_acc`` for vision, ``task_acc`` for text)."""
     return [{"setting": setting, "arm": arm, "lr": float(lr), "seed": int(seed), "step": int(c["step"]),
              "task_acc": float(c[accuracy]), "prior_mean": float(c["prior"]["mean"])}
+            | {k: float(c[k]) for k in KL_KEYS if k in c}
             for (lr, seed), run in runs.items() for c in run["curves"]]
 
 

@@ -130,6 +130,13 @@ _CPU: dict[str, dict[str, Any]] = {
         "eval_test_size": 200,
         "snapshot_step": 30,    # the early checkpoint kept from each main run (notebook 04's early rollouts)
     },
+    "kl": {                     # forward KL from the start at every curve point (jrft_utils.divergence)
+        "prompts": 32,          # held-out puzzles (0: no KL is measured)
+        "prior_prompts": 40,    # prior-knowledge questions, taken from each capability in turn
+        "samples": 4,           # completions sampled from the start for each
+        "max_new_tokens": 40,   # room for the start's completions (its format takes 33 tokens)
+        "seed": 0,
+    },
     "dynamics": {               # learning dynamics (notebook 05)
         "n_u": 16,              # training samples per corpus
         "n_v": 32,              # prior-knowledge probes
@@ -184,6 +191,7 @@ _SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4, 1e-3], logging_steps
 _SMOKE["start"].update(steps=1, think="empty", batch_size=4, logging_steps=1)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=40, lr_sweep=[1e-4],
                      eval_every=1, eval_test_size=8, snapshot_step=1)
+_SMOKE["kl"].update(prompts=4, prior_prompts=5, samples=2)
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
 _SMOKE["corpora"].update(num_samples=2, require_correct=False)
 _SMOKE["text_model"].update(hidden=32, layers=1, intermediate=64)
@@ -203,6 +211,7 @@ _GPU["world"].update(train_per_capability=8, test_per_capability=8,  # no pretra
 _GPU["benchmarks"].update(names=["refcoco", "docvqa", "mme", "mmstar", "pope", "mmmu"])
 _GPU["jigsaw"].update(rows=3, cols=3, photo_fraction=1.0, cue_strength=0.0, max_new_tokens=256)
 _GPU["start"].update(steps=0)  # Qwen2.5-VL follows the answer template: every arm starts from it, as the paper's
+_GPU["kl"].update(prompts=0)  # the KL scorer runs the tiny models' forward pass (not Qwen2.5-VL's image layout)
 _GPU["rft"].update(max_completion_length=256,  # room for reasoning, as jigsaw.max_new_tokens
                    beta=0.0)  # TRL's default: the paper states no KL term (the cpu anchor stops a tiny policy's collapse)
 
@@ -252,7 +261,9 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "first_order_lrs", "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
     "replay": (0, 0.9, True),
-    "start.steps": _NON_NEGATIVE,  # a section's own range ("section.knob") overrides the knob's
+    "start.steps": _NON_NEGATIVE,
+    "kl.prompts": _NON_NEGATIVE,
+    **dict.fromkeys(("prompts", "prior_prompts", "samples"), _AT_LEAST_1),  # a section's own range ("section.knob") overrides the knob's
     **dict.fromkeys(("seed", "example_seed"), _NON_NEGATIVE),
     "test_region": (0, 1, False),
     "num_generations": (2, None, True),

@@ -5,7 +5,8 @@ Its keys: ``profile``, ``seeds``, ``grid``, ``wall_time_s``, ``machine``, ``timi
 METHOD_METRICS and ``prior``, capability -> accuracy; ``base`` is the pretrained base, ``start`` the
 checkpoint every arm fine-tunes from), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
 (:func:`jrft_utils.claims.evaluate`), ``text``, the text-only validation's ``methods`` and ``corpora``;
-``frontier``, every curve point of every fine-tuning run as a :mod:`jrft_utils.frontiers` point, and
+``frontier``, every curve point of every fine-tuning run as a :mod:`jrft_utils.frontiers` point (with the
+forward KL from the start, ``kl_new`` and ``kl_prior``, where the run measured it), and
 ``matched``, per setting, the drops from the checkpoint every arm fine-tunes (the start; the text base) at matched new-task accuracy
 (:func:`jrft_utils.frontiers.matched`: ``{"levels": [...], "drop": {arm: [...]}}``). A corpus's ``nll_base`` is its NLL
 per token under the checkpoint the arms fine-tune (the start; the text base), the paper's "base model".

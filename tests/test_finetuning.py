@@ -3,6 +3,8 @@ trainers themselves run in the notebook smoke tests)."""
 
 from pathlib import Path
 
+import pytest
+
 from jrft_utils import finetuning, jigsaw, pretraining, profiles
 
 
@@ -32,3 +34,23 @@ def test_runs_trained_in_worker_processes_are_cached_and_keep_the_recorded_sweep
     again = finetuning.run_method(config, "sft", "gt", data, [0], start, sweep=False)
     assert again["main"][0] == main
     assert set(finetuning.load_method_results(config, "gt", made_by="02_sft")["sweep"]) == {3e-4, 1e-3}
+
+
+def test_every_curve_point_carries_the_forward_kl_from_the_start(tmp_path, monkeypatch):
+    """The start's samples are drawn once and every curve point is scored on them: zero at step 0 (the start
+    itself), clearly positive on the new task once the model has learnt it; ``kl.prompts`` 0 measures none; sampling them leaves the
+    run's own numbers unchanged."""
+    config = _ready(tmp_path / "runs", monkeypatch, sft={"lr_sweep": [1e-3], "learning_rate": 1e-3})
+    data = jigsaw.to_sft_gt(finetuning.jigsaw_splits(config)["train"])
+    start = finetuning.base_start(config)
+    run = finetuning.finetune(config, "sft", "gt", data, 0, finetuning.evaluation_sets(config, "sft"), start)
+    first, last = run["curves"][0], run["curves"][-1]
+    assert abs(first["kl_new"]) < 1e-4 and abs(first["kl_prior"]) < 1e-4
+    assert last["kl_new"] > 2 * last["kl_new_se"] > 0
+    assert abs(last["kl_prior"]) < 1e3 and last["kl_prior_se"] > 0  # an estimate: below its error, either sign
+    assert last["kl_new_think"] + last["kl_new_answer"] == pytest.approx(last["kl_new"])
+    assert len(list((config.run_dir / "finetune" / "start_points").glob("kl-*.pt"))) == 1
+    without = config.with_knobs("kl", prompts=0)
+    plain = finetuning.finetune(without, "sft", "gt", data, 0, finetuning.evaluation_sets(without, "sft"), start)
+    assert "kl_new" not in plain["curves"][-1] and plain["dir"] != run["dir"]
+    assert [(p["jigsaw_acc"], p["prior"]) for p in plain["curves"]] == [(p["jigsaw_acc"], p["prior"]) for p in run["curves"]]
