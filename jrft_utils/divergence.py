@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+Prompts = tuple["Sequence[Image.Image] | None", Sequence[str]]  # (one image per prompt, or None: text only; prompts)
+
 import numpy as np
 import torch
 from PIL import Image
 
-from jrft_utils import dynamics, generation, jigsaw, modeling, template
+from jrft_utils import dynamics, generation, modeling, template
 
 
 @dataclass(frozen=True)
@@ -102,23 +104,24 @@ def measure(start: StartSamples, model, processor, batch_size: int = 64) -> dict
     return forward_kl(start, completion_logprobs(model, tok.pad_token_id, start.samples, batch_size))
 
 
-def load_or_sample(path: Path, start_dir: Path, cfg: dict, jigsaw_test, prior_test_sets: dict[str, list]) -> dict[str, StartSamples]:
+def load_or_sample(path: Path, start_dir: Path, cfg: dict, new: Prompts, prior: Prompts) -> dict[str, StartSamples]:
     """The start's samples a run's curve points are scored on (``cfg``: the profile's ``kl`` section), read
     from ``path`` or sampled there once: ``"new"``, ``samples`` completions of each of the first ``prompts``
-    held-out puzzles of ``jigsaw_test``; ``"prior"``, of ``prior_prompts`` prior-knowledge questions (the first
-    of each capability of ``prior_test_sets`` in turn). Every run from the same start reads the same file."""
+    of ``new`` (the new task's held-out prompts); ``"prior"``, of the first ``prior_prompts`` of ``prior``
+    (prior-knowledge questions). Both are ``(images or None, prompts)``. Every run from the same start reads
+    the same file."""
     path = Path(path)
     if path.exists():
         return torch.load(path, weights_only=False)
     model, processor = modeling.load_checkpoint(start_dir)
     model.eval()
-    puzzles = jigsaw_test.select(range(min(cfg["prompts"], len(jigsaw_test))))
-    questions = [s for group in zip(*prior_test_sets.values()) for s in group][:cfg["prior_prompts"]]
-    out = {"new": sample_start(model, processor, list(puzzles["image"]),
-                               [jigsaw.jigsaw_prompt(r, c) for r, c in zip(puzzles["rows"], puzzles["cols"])],
-                               cfg["samples"], cfg["max_new_tokens"], cfg["seed"]),
-           "prior": sample_start(model, processor, [q["image"] for q in questions], [q["prompt"] for q in questions],
-                                 cfg["samples"], cfg["max_new_tokens"], cfg["seed"])}
+
+    def draw(prompts: Prompts, n: int) -> StartSamples:
+        images, texts = prompts
+        return sample_start(model, processor, None if images is None else list(images[:n]), list(texts[:n]),
+                            cfg["samples"], cfg["max_new_tokens"], cfg["seed"])
+
+    out = {"new": draw(new, cfg["prompts"]), "prior": draw(prior, cfg["prior_prompts"])}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(out, tmp)

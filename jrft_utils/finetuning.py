@@ -65,8 +65,8 @@ def evaluate_all(model, processor, jigsaw_test, prior_test_sets, batch_size: int
     capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement); with ``kl`` (the
     start's samples, :func:`divergence.load_or_sample`) also the forward KL from the start
     (:func:`divergence.measure_all`)."""
-    prompts = [jigsaw.jigsaw_prompt(r, c) for r, c in zip(jigsaw_test["rows"], jigsaw_test["cols"])]
-    completions = generation.generate_completions(model, processor, list(jigsaw_test["image"]), prompts,
+    images, prompts = _jigsaw_prompts(jigsaw_test)
+    completions = generation.generate_completions(model, processor, images, prompts,
                                                   max_new_tokens=max_new_tokens, batch_size=batch_size)
     scores = jigsaw.evaluate_jigsaw(completions, list(jigsaw_test["answer"]))
     prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)
@@ -134,7 +134,8 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
                  "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"], "kl": job.scoring["kl"]}
     kl_cfg = job.scoring["kl"]
     kl = None if kl_cfg["prompts"] == 0 else divergence.load_or_sample(
-        job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir, kl_cfg, jigsaw_test, prior_test_sets)
+        job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir, kl_cfg, _jigsaw_prompts(jigsaw_test),
+        _prior_prompts(prior_test_sets))
     evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,
                        max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"],
                        batch_size=job.scoring["world"]["eval_batch_size"], kl=kl)
@@ -147,6 +148,16 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     metrics = json.loads((job.out / trainers.METRICS_FILE).read_text())
     stages.mark_done(job.out, job.params, metrics)
     return job.finished()
+
+
+def _jigsaw_prompts(puzzles) -> divergence.Prompts:
+    return list(puzzles["image"]), [jigsaw.jigsaw_prompt(r, c) for r, c in zip(puzzles["rows"], puzzles["cols"])]
+
+
+def _prior_prompts(prior_test_sets: dict[str, list[dict[str, Any]]]) -> divergence.Prompts:
+    """The prior-knowledge questions, one of each capability in turn."""
+    questions = [q for group in zip(*prior_test_sets.values()) for q in group]
+    return [q["image"] for q in questions], [q["prompt"] for q in questions]
 
 
 def finetune(config: Config, method: str, corpus: str, dataset, seed: int, sets: tuple[Any, Any], start: Start,

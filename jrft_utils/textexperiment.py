@@ -7,7 +7,8 @@ caching, :mod:`jrft_utils.dynamics` for LBK and NLL, and the summary (its ``text
 1. :func:`pretrain`: a tiny ``Qwen2ForCausalLM`` learns arithmetic and science (cached stage).
 2. :func:`run_methods`: SFT on answers (``sft_gt``), GRPO (``rft``), SFT on the teacher's reasoning
    (``sft_teacher``) and SFT on the final RFT model's correct rollouts (``sft_rft_rollouts``), one run per
-   seed, each with curves of task accuracy and prior knowledge, trained `run.workers` at a time.
+   seed, each with curves of task accuracy, prior knowledge and the forward KL from the base (profile
+   section `kl`), trained `run.workers` at a time.
 3. :func:`corpus_dynamics`: LBK, direction and NLL under the base of each SFT corpus.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import dynamics, finetuning, generation, methods, results, shipped, stages, template, textworld, trainers
+from jrft_utils import divergence, dynamics, finetuning, generation, methods, results, shipped, stages, template, textworld, trainers
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -145,9 +146,11 @@ def task_split(config: Config, split: str) -> list[dict[str, Any]]:
 
 
 def evaluate(model, tokenizer, prior_sets: dict[str, list[dict[str, Any]]], tasks: list[dict[str, Any]],
-             batch_size: int = 100, max_new_tokens: int = 32, progress: bool = False) -> dict[str, Any]:
+             batch_size: int = 100, max_new_tokens: int = 32, progress: bool = False,
+             kl: dict[str, Any] | None = None) -> dict[str, Any]:
     """Greedy held-out ``task_acc`` / ``task_fmt`` on ``tasks`` and ``prior`` accuracy per capability
-    (and ``mean``) on ``prior_sets``, in one batched generation pass."""
+    (and ``mean``) on ``prior_sets``, in one batched generation pass; with ``kl`` (the base's samples,
+    :func:`divergence.load_or_sample`) also the forward KL from the base (:func:`divergence.measure_all`)."""
     flat = [(cap, s) for cap, samples in prior_sets.items() for s in samples]
     prompts = [s["prompt"] for _, s in flat] + [t["prompt"] for t in tasks]
     outs = generation.generate_completions(model, tokenizer, None, prompts, max_new_tokens, batch_size,
@@ -159,7 +162,8 @@ def evaluate(model, tokenizer, prior_sets: dict[str, list[dict[str, Any]]], task
     prior["mean"] = sum(prior[c] for c in per_cap) / len(per_cap)
     task_scores = [textworld.score_task(o, t["answer"]) for o, t in zip(outs[len(flat):], tasks)]
     return {"task_acc": sum(s["acc"] for s in task_scores) / len(tasks),
-            "task_fmt": sum(s["fmt"] for s in task_scores) / len(tasks), "prior": prior}
+            "task_fmt": sum(s["fmt"] for s in task_scores) / len(tasks), "prior": prior} | (
+        divergence.measure_all(kl, model, tokenizer) if kl else {})
 
 
 def reachability(model, tokenizer, tasks: list[dict[str, Any]], samples_per_task: int = 8,
@@ -238,7 +242,8 @@ def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dic
     inputs = {"base": stages.stage_fingerprint(base_dir(config), NOTEBOOK, config.profile)}
     if method == "sft_rft_rollouts":
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), NOTEBOOK, config.profile)
-    params = {"method": method, "cfg": finetuning.run_recipe(cfg), "seed": seed, "world": config["text_world"], "inputs": inputs}
+    params = {"method": method, "cfg": finetuning.run_recipe(cfg), "seed": seed, "world": config["text_world"], "inputs": inputs,
+              "kl": config["kl"]}
     key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
     out = run_dir(config) / ("rft" if method == "rft" and not frontier else f"{method}/lr{cfg['learning_rate']:g}") / key
     return cfg, out, params
@@ -257,8 +262,13 @@ def finetune(config: Config, method: str, seed: int, progress: bool = True, *, f
         shutil.rmtree(out, ignore_errors=True)
         tokenizer = modeling.load_checkpoint(base)[1]
         prior_sets, tasks = test_sets(config), task_split(config, "test")
-        evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks)
-        start_cache = run_dir(config) / "start_points" / f"{stages.fingerprint(params['world'] | params['inputs'])}.json"
+        scored_on = params["world"] | params["inputs"] | {"kl": params["kl"]}
+        questions = [q for group in zip(*prior_sets.values()) for q in group]  # one of each capability in turn
+        kl = None if config["kl"]["prompts"] == 0 else divergence.load_or_sample(
+            run_dir(config) / "start_points" / f"kl-{stages.fingerprint(scored_on)}.pt", base, config["kl"],
+            (None, [t["prompt"] for t in tasks]), (None, [q["prompt"] for q in questions]))
+        evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks, kl=kl)
+        start_cache = run_dir(config) / "start_points" / f"{stages.fingerprint(scored_on)}.json"
         callbacks = [trainers.CurveCallback(evaluate_fn, cfg["eval_every"], out / trainers.CURVES_FILE,
                                             start_cache=start_cache)]
         if method == "rft":

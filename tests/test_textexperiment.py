@@ -67,7 +67,9 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     assert not info["cached"] and tx.pretrain(config, progress=False)["cached"]
     rft = tx.finetune(config, "rft", 0, progress=False)
     assert rft["steps"] == 2 and [p["step"] for p in rft["curves"]] == [0, 1, 2]
-    assert set(rft["curves"][0]) == {"step", "task_acc", "task_fmt", "prior"}
+    assert set(rft["curves"][0]) == {"step", "task_acc", "task_fmt", "prior", "kl_new", "kl_new_se", "kl_new_think",
+                                     "kl_new_answer", "kl_prior", "kl_prior_se"}
+    assert abs(rft["curves"][0]["kl_new"]) < 1e-4  # the base against itself
     corpus = tx.corpus_samples(config, "rft_rollouts", 0)  # the smoke profile keeps wrong rollouts too
     assert len(corpus) == len(tx.task_split(config, "train"))
     runs = tx.run_methods(config, [0], progress=False)
