@@ -138,9 +138,33 @@ def reasoning(answer: Sequence[int], rows: int, cols: int) -> str:
     return " ".join(sentences)
 
 
-def completion(answer: Sequence[int], rows: int, cols: int) -> str:
-    """The teacher's full completion for ``answer``: reasoning in the think block, then the answer."""
-    return jigsaw.completion_text(answer, think=reasoning(answer, rows, cols))
+def world_reasoning(answer: Sequence[int], rows: int, cols: int) -> str:
+    """The same solver's reasoning in the words and grammar the base was pretrained on (its scenes read
+    ``red circle in cell 1 .``, its questions ``which cell holds the red circle ?``): every horizontal
+    adjacency of the solved image as ``tile a is left of tile b .``, every vertical one as ``tile a and
+    tile b are in column c .``, then where each tile goes as ``cell q holds tile p .`` A solver's style,
+    unlike the policy's tile-by-tile trace (:func:`jigsaw.tile_trace`)."""
+    layout = answer_to_layout([int(a) for a in answer])
+    sentences = []
+    for q in range(rows * cols):
+        r, c = divmod(q, cols)
+        if c + 1 < cols:
+            sentences.append(f"tile {layout[q]} is left of tile {layout[q + 1]} .")
+        if r + 1 < rows:
+            sentences.append(f"tile {layout[q]} and tile {layout[q + cols]} are in column {c} .")
+    sentences += [f"cell {q} holds tile {p} ." for q, p in enumerate(layout)]
+    return " ".join(sentences)
+
+
+REASONING = {"foreign": reasoning, "world": world_reasoning}  # the teacher's styles, by name
+
+
+def completion(answer: Sequence[int], rows: int, cols: int, style: str = "foreign") -> str:
+    """The teacher's full completion for ``answer``: reasoning in the think block (``style``: one of
+    :data:`REASONING`), then the answer."""
+    if style not in REASONING:
+        raise ValueError(f"unknown teacher style {style!r}; styles: {sorted(REASONING)}")
+    return jigsaw.completion_text(answer, think=REASONING[style](answer, rows, cols))
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jrft_utils import jigsaw, teacher, template
+from jrft_utils import jigsaw, modeling, teacher, template, world
 
 
 def _smooth_image(seed: int, size: int = 84) -> np.ndarray:
@@ -67,3 +67,21 @@ def test_teacher_accuracy_and_completions_on_a_dataset():
 def test_teacher_refuses_bad_grids():
     with pytest.raises(ValueError, match="single tile"):
         teacher.solve(np.zeros((84, 84, 3), np.uint8), 1, 1)
+
+
+def test_world_style_reasoning_speaks_only_the_bases_language():
+    """The teacher in the base's words: the same answer, a solver's sentences built from the words of the
+    pretraining corpus and of the jigsaw prompt the start learnt to answer, nothing else."""
+    text = teacher.completion([1, 3, 0, 2], 2, 2, style="world")
+    assert template.follows(text) and jigsaw.parse_answer(text, 4) == [1, 3, 0, 2]
+    # layout: place 0 <- piece 2, place 1 <- piece 0, place 2 <- piece 3, place 3 <- piece 1
+    assert "tile 2 is left of tile 0 ." in text and "tile 2 and tile 3 are in column 0 ." in text
+    assert "cell 1 holds tile 0 ." in text and "in cell" not in text  # not the policy's tile trace
+    tok = modeling.build_tokenizer()
+    assert tok.unk_token_id not in tok(text, add_special_tokens=False)["input_ids"]
+    pretraining = world.build_train_set(20, 84, seed=0)
+    known = {w for s in pretraining for w in f"{s['prompt']} {s['completion']}".split()}
+    known |= set(jigsaw.jigsaw_prompt(2, 2).split()) | set(jigsaw.start_completion([0, 1, 2, 3], "tiles").split())
+    assert set(teacher.completion(list(range(9))[::-1], 3, 3, style="world").split()) <= known
+    with pytest.raises(ValueError, match="unknown teacher style"):
+        teacher.completion([0, 1, 2, 3], 2, 2, style="alien")
