@@ -15,7 +15,7 @@ import seaborn as sns
 from matplotlib.patches import Patch
 from PIL import Image
 
-from jrft_utils import frontiers, jigsaw, methods, world
+from jrft_utils import frontiers, jigsaw, mechanism, methods, world
 
 sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
 
@@ -172,6 +172,29 @@ def plot_forgetting_vs(points: pd.DataFrame, xs: list[str]) -> plt.Figure:
                         palette=methods.palette(order), s=70, ax=ax)
         ax.axhline(0, color="grey", lw=1, ls="--")
         ax.set(xlabel=x, ylabel="change of mean prior accuracy", title=f"Forgetting against {x}")
+    return fig
+
+
+def plot_mechanism(points: pd.DataFrame, result: dict[str, Any], title: str = "What predicts forgetting") -> plt.Figure:
+    """Drop of prior knowledge from the start (points) against each predictor of
+    :mod:`jrft_utils.mechanism` (``points``: :func:`mechanism.frame`; ``result``: :func:`mechanism.compare`),
+    one colour per method, each panel with its quadratic fit over the common points and its R^2."""
+    shown = [name for name in mechanism.PREDICTORS if points[name].notna().any()]
+    common = points.dropna(subset=shown)
+    data = points.assign(method=[methods.name(a) for a in points["arm"]], drop_pts=100 * points["drop"])
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.2), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], shown):
+        sns.scatterplot(data=data.dropna(subset=[name]), x=name, y="drop_pts", hue="method",
+                        palette=methods.palette(data["method"]), s=22, alpha=0.6, linewidth=0, ax=ax,
+                        legend=ax is axes[0][0])
+        coeffs, r2 = mechanism.fit(common[name], common["drop"])
+        grid = np.linspace(common[name].min(), common[name].max(), 100)
+        ax.plot(grid, 100 * np.polyval(coeffs, grid), color="black", lw=1.5, label="fit")
+        ax.set(xscale="log" if name == "lbk" else "linear", xlabel=mechanism.NAMES[name],
+               ylabel="prior knowledge lost from the start (points)", title=f"R$^2$ = {r2:.2f} ({len(common)} points)")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{title}: every checkpoint of every run (one dot each), quadratic fit over the SFT arms' points")
+    fig.tight_layout()
     return fig
 
 

@@ -7,7 +7,8 @@ checkpoint every arm fine-tunes from), ``corpora`` (corpus -> CORPUS_METRICS), `
 (:func:`jrft_utils.claims.evaluate`), ``text``, the text-only validation's ``methods`` and ``corpora``;
 ``frontier``, every curve point of every fine-tuning run as a :mod:`jrft_utils.frontiers` point (with the
 forward KL from the start, ``kl_new`` and ``kl_prior``, where the run measured it), and
-``matched``, per setting, the drops from the checkpoint every arm fine-tunes (the start; the text base) at matched new-task accuracy
+``mechanism``, per setting, which measure predicts forgetting (:func:`jrft_utils.mechanism.compare`:
+``{"r2": {"kl_new", "nll", "lbk"}, "best", ...}``), and ``matched``, per setting, the drops from the checkpoint every arm fine-tunes (the start; the text base) at matched new-task accuracy
 (:func:`jrft_utils.frontiers.matched`: ``{"levels": [...], "drop": {arm: [...]}}``). A corpus's ``nll_base`` is its NLL
 per token under the checkpoint the arms fine-tune (the start; the text base), the paper's "base model".
 
@@ -155,6 +156,16 @@ def record_text(config: Config, kind: str, name: str, seed: int, metrics: dict[s
                        name, seed, metrics, True)
     return _record(config, ("text", "corpora"), "text corpus", "corpora", TEXT_CORPORA, CORPUS_METRICS,
                    name, seed, metrics, False)
+
+
+def record_mechanism(config: Config, setting: str, mechanism: dict[str, Any]) -> dict[str, Any]:
+    """Set ``setting``'s entry of the summary's ``mechanism`` (:func:`jrft_utils.mechanism.compare`)."""
+    if setting not in ("vision", "text"):
+        raise ValueError(f"setting must be 'vision' or 'text', got {setting!r}")
+    summary = load_summary(config)
+    summary.setdefault("mechanism", {})[setting] = mechanism
+    write_json_atomic(summary_path(config), summary)
+    return summary
 
 
 def record_frontier(config: Config, setting: str, points: list[dict[str, Any]], matched: dict[str, Any]) -> dict[str, Any]:
