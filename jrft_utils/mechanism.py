@@ -60,7 +60,8 @@ def fit(x: Sequence[float], y: Sequence[float], degree: int = DEGREE) -> tuple[n
 def compare(points: pd.DataFrame) -> dict[str, Any]:
     """The results contract's ``mechanism`` entry of one setting: ``r2`` of each predictor on the points
     that have every measured predictor (a predictor no point has, such as ``kl_new`` where the profile
-    measures no KL, gets NaN and is left out), ``best`` (the highest R^2), ``n_points`` of that common set,
+    measures no KL, gets NaN and is left out), ``best`` (the highest R^2; ``"none"`` when the drop does not
+    vary over the points, so that nothing can predict it), ``n_points`` of that common set,
     the ``arms`` in it, and ``r2_kl_all`` (the KL on every point that has it; NaN without any)."""
     measured = [name for name in PREDICTORS if points[name].notna().any()]
     common = points.dropna(subset=measured)
@@ -69,7 +70,8 @@ def compare(points: pd.DataFrame) -> dict[str, Any]:
                          "measure kl_new on the runs (profile section kl) and NLL and LBK on the corpora first")
     r2 = {name: fit(common[name], common["drop"])[1] if name in measured else float("nan") for name in PREDICTORS}
     with_kl = points.dropna(subset=["kl_new"])
-    return {"r2": r2, "best": max(measured, key=lambda k: -np.inf if np.isnan(r2[k]) else r2[k]),
+    scored = [k for k in measured if not np.isnan(r2[k])]
+    return {"r2": r2, "best": max(scored, key=r2.get) if scored else "none",
             "n_points": int(len(common)), "arms": sorted(common["arm"].unique()),
             "r2_kl_all": fit(with_kl["kl_new"], with_kl["drop"])[1] if len(with_kl) > DEGREE else float("nan")}
 
@@ -91,6 +93,8 @@ NAMES = {"kl_new": "forward KL on the new task", "nll": "the corpus's NLL under 
 def describe(result: Mapping[str, Any]) -> str:
     """One sentence from a :func:`compare` result: which predictor explains forgetting best, with every R^2."""
     r2 = ", ".join(f"{NAMES[k]} {v:.2f}" for k, v in result["r2"].items() if not np.isnan(v))
+    if result["best"] == "none":
+        return f"Over {result['n_points']} points forgetting does not vary, so no measure can predict it."
     return (f"Over {result['n_points']} points of {', '.join(result['arms'])}, forgetting is best predicted by "
             f"{NAMES[result['best']]} (R^2: {r2}; a quadratic fit each)"
             + (f"; the KL over every arm's points, RFT's included: R^2 {result['r2_kl_all']:.2f}."

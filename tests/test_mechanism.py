@@ -54,6 +54,8 @@ def test_fit_reports_r2_and_refuses_too_few_points():
     coeffs, r2 = mechanism.fit([0, 1, 2, 3], [1, 3, 5, 7], degree=1)
     assert r2 == pytest.approx(1.0) and np.allclose(coeffs, [2, 1])
     assert mechanism.fit([1, 1, 2, 2], [0, 1, 0, 1])[1] == pytest.approx(0.0)  # two values: at most a line
+    flat = mechanism.compare(mechanism.frame(_points(lambda a, s: 0.0), 0.8, CORPORA))
+    assert flat["best"] == "none" and "does not vary" in mechanism.describe(flat)
     with pytest.raises(ValueError, match="need more than"):
         mechanism.fit([0, 1], [0, 1])
 

@@ -59,7 +59,7 @@ def test_smoke_summary_follows_the_contract(smoke_run):
     assert summary["profile"] == "smoke"
     assert set(summary) >= {"profile", "seeds", "grid", "wall_time_s", "methods", "corpora", "claims", "timing"}
     assert set(summary["timing"]["notebooks_s"]) == {nb.path.stem for nb in reproduce.discover()}
-    assert sum(summary["timing"]["notebooks_s"].values()) <= summary["wall_time_s"]
+    assert sum(summary["timing"]["notebooks_s"].values()) <= summary["wall_time_s"] + 1  # rounded to 0.1 s each
     assert summary["timing"]["peak_kernel_gb"] > 0
 
 
@@ -164,9 +164,11 @@ def test_every_arm_starts_from_the_start_and_every_point_is_a_frontier_point(smo
     curves = {c: json.loads(next((run / "finetune" / c).glob("lr*/seed0-*/curves.json")).read_text())
               for c in ("gt", "teacher", START, "rft")}
     assert curves["gt"][0] == curves["teacher"][0] == curves["rft"][0]  # one start for every arm
-    # the start is the warm-up's final model: the arms' step-0 point is that run's last point
-    assert {k: v for k, v in curves["rft"][0].items() if k != "step"} == \
-        {k: v for k, v in curves[START][-1].items() if k != "step"}
+    # the start is the warm-up's final model: the arms' step-0 point is that run's last point (but for the
+    # forward KL, measured from the base there and from the start itself, zero, here)
+    assert {k: v for k, v in curves["rft"][0].items() if k != "step" and not k.startswith("kl_")} == \
+        {k: v for k, v in curves[START][-1].items() if k != "step" and not k.startswith("kl_")}
+    assert curves["rft"][0]["kl_new"] == pytest.approx(0, abs=1e-4) != curves[START][-1]["kl_new"]
     summary = _summary(run)
     assert summary["methods"]["start"]["prior"] == {k: [v] for k, v in curves[START][-1]["prior"].items()}
     # every curve point of every run of every arm is a point of the frontier, sweeps included
