@@ -25,15 +25,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-Prompts = tuple["Sequence[Image.Image] | None", Sequence[str]]  # (one image per prompt, or None: text only; prompts)
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from jrft_utils import dynamics, generation, modeling, template
+
+Prompts = tuple["Sequence[Image.Image] | None", Sequence[str]]  # (one image per prompt, or None: text only; prompts)
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,21 @@ def measure(start: StartSamples, model, processor, batch_size: int = 64) -> dict
     return forward_kl(start, completion_logprobs(model, tok.pad_token_id, start.samples, batch_size))
 
 
-def load_or_sample(path: Path, start_dir: Path, cfg: dict, new: Prompts, prior: Prompts) -> dict[str, StartSamples]:
-    """The start's samples a run's curve points are scored on (``cfg``: the profile's ``kl`` section), read
-    from ``path`` or sampled there once: ``"new"``, ``samples`` completions of each of the first ``prompts``
+def questions(test_sets: dict[str, list[dict[str, Any]]], with_images: bool) -> Prompts:
+    """Prior-knowledge questions as :data:`Prompts`, one of each capability in turn (so that the first few
+    cover every capability)."""
+    ordered = [q for group in zip(*test_sets.values()) for q in group]
+    return [q["image"] for q in ordered] if with_images else None, [q["prompt"] for q in ordered]
+
+
+def load_or_sample(path: Path, start_dir: Path, cfg: dict, new: Prompts, prior: Prompts) -> dict[str, StartSamples] | None:
+    """The start's samples a run's curve points are scored on (``cfg``: the profile's ``kl`` section;
+    ``None`` when its ``prompts`` is 0: no KL is measured), read from ``path`` or sampled there once: ``"new"``, ``samples`` completions of each of the first ``prompts``
     of ``new`` (the new task's held-out prompts); ``"prior"``, of the first ``prior_prompts`` of ``prior``
     (prior-knowledge questions). Both are ``(images or None, prompts)``. Every run from the same start reads
     the same file."""
+    if cfg["prompts"] == 0:
+        return None
     path = Path(path)
     if path.exists():
         return torch.load(path, weights_only=False)

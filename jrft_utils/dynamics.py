@@ -107,7 +107,7 @@ def make_batch(processor, samples: Sequence[Sample], dtype: torch.dtype = torch.
     completion text that the chat template appends) and pad them on the right."""
     _check_samples(samples, "samples")
     tok = getattr(processor, "tokenizer", processor)
-    ids, comp, pixels = [], [], []
+    prompts, completions, pixels = [], [], []
     for s in samples:
         image = "image" in s
         prompt_msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": s["prompt"]}]
@@ -127,17 +127,9 @@ def make_batch(processor, samples: Sequence[Sample], dtype: torch.dtype = torch.
         c = tok(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
         if not c:
             raise ValueError(f"empty completion for prompt {s['prompt']!r}")
-        ids.append(prompt_ids + c)
-        comp.append([0] * len(prompt_ids) + [1] * len(c))
-    length = max(map(len, ids))
-    pad = tok.pad_token_id
-    input_ids = torch.tensor([x + [pad] * (length - len(x)) for x in ids], device=device)
-    attention = torch.tensor([[1] * len(x) + [0] * (length - len(x)) for x in ids], device=device)
-    completion = torch.tensor([x + [0] * (length - len(x)) for x in comp], device=device)
-    pixel_values = torch.stack(pixels).to(device=device, dtype=dtype) if pixels else None
-    return Batch(input_ids=input_ids, pixel_values=pixel_values,
-                 attention_mask=attention, completion_mask=completion, labels=input_ids[:, 1:],
-                 label_mask=completion[:, 1:])
+        prompts.append(prompt_ids)
+        completions.append(c)
+    return ids_batch(prompts, completions, pixels or None, tok.pad_token_id, dtype=dtype, device=device)
 
 
 def ids_batch(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],

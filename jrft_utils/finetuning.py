@@ -132,10 +132,9 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     processor = modeling.load_checkpoint(job.start.dir)[1]
     scored_on = {"start": job.start.fingerprint, "jigsaw": job.scoring["jigsaw"], "eval_test_size": len(jigsaw_test),
                  "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"], "kl": job.scoring["kl"]}
-    kl_cfg = job.scoring["kl"]
-    kl = None if kl_cfg["prompts"] == 0 else divergence.load_or_sample(
-        job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir, kl_cfg, _jigsaw_prompts(jigsaw_test),
-        _prior_prompts(prior_test_sets))
+    kl = divergence.load_or_sample(job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir,
+                                   job.scoring["kl"], _jigsaw_prompts(jigsaw_test),
+                                   divergence.questions(prior_test_sets, with_images=True))
     evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,
                        max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"],
                        batch_size=job.scoring["world"]["eval_batch_size"], kl=kl)
@@ -152,12 +151,6 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
 
 def _jigsaw_prompts(puzzles) -> divergence.Prompts:
     return list(puzzles["image"]), [jigsaw.jigsaw_prompt(r, c) for r, c in zip(puzzles["rows"], puzzles["cols"])]
-
-
-def _prior_prompts(prior_test_sets: dict[str, list[dict[str, Any]]]) -> divergence.Prompts:
-    """The prior-knowledge questions, one of each capability in turn."""
-    questions = [q for group in zip(*prior_test_sets.values()) for q in group]
-    return [q["image"] for q in questions], [q["prompt"] for q in questions]
 
 
 def finetune(config: Config, method: str, corpus: str, dataset, seed: int, sets: tuple[Any, Any], start: Start,

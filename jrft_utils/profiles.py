@@ -261,9 +261,9 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "first_order_lrs", "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
     **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
     "replay": (0, 0.9, True),
-    "start.steps": _NON_NEGATIVE,
+    "start.steps": _NON_NEGATIVE,  # a section's own range ("section.knob") overrides the knob's
     "kl.prompts": _NON_NEGATIVE,
-    **dict.fromkeys(("prompts", "prior_prompts", "samples"), _AT_LEAST_1),  # a section's own range ("section.knob") overrides the knob's
+    **dict.fromkeys(("prompts", "prior_prompts", "samples"), _AT_LEAST_1),
     **dict.fromkeys(("seed", "example_seed"), _NON_NEGATIVE),
     "test_region": (0, 1, False),
     "num_generations": (2, None, True),

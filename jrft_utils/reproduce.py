@@ -12,8 +12,8 @@ beside its runs (its first cell prints where), never over the reproduction's. A 
 parameters and package source are unchanged, and whose upstream notebooks (the lower-numbered ones) were
 not executed again since it ran, is reused (its executed copy and figures are kept) unless ``--force``.
 Inside the notebooks, each training stage has its own cache, so a notebook that is executed again redoes
-only what changed. A run that executes every notebook stores its wall time, each notebook's time and the peak
-memory of a notebook kernel (``timing``) in the summary and prints them with the peak memory of the notebook kernels and the size of the run folder. The run stops at the first
+only what changed. A run that executes every notebook stores its wall time, each notebook's seconds and the
+peak memory of a notebook kernel (``timing``) in the summary, and prints them with the run folder's size. The run stops at the first
 failing notebook and prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
 parameter) is a one-line error with exit status 2; a failing notebook exits with status 1.
 """
@@ -225,8 +225,8 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
           f"kernels {machine['cpu_capability']}", flush=True)
     if len(steps) == len(notebooks) and not reused and not knobs:  # the wall time of executing every notebook
         results.record_fields(config, wall_time_s=wall, machine=machine,
-                              timing={"notebooks_s": {k: round(v, 1) for k, v in times.items()},
-                                      "peak_kernel_gb": round(peak_gb, 2)})
+                              timing={"notebooks": {k: round(v, 1) for k, v in times.items()},
+                                      "peak_rss_gb": round(peak_gb, 2)})
     return 0
 
 

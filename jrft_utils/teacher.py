@@ -119,7 +119,15 @@ def answer_to_layout(answer: Sequence[int]) -> list[int]:
     return layout_to_answer(answer)
 
 
-_SIDES = {"h": ("right", "left"), "v": ("bottom", "top")}
+def _neighbours(layout: Sequence[int], rows: int, cols: int):
+    """Every adjacency of the solved image in reading order: ``(beside, a, b, column)``, tile ``b`` right of
+    tile ``a`` (``beside``) or below it, in ``column``."""
+    for q in range(rows * cols):
+        r, c = divmod(q, cols)
+        if c + 1 < cols:
+            yield True, layout[q], layout[q + 1], c
+        if r + 1 < rows:
+            yield False, layout[q], layout[q + cols], c
 
 
 def reasoning(answer: Sequence[int], rows: int, cols: int) -> str:
@@ -127,12 +135,8 @@ def reasoning(answer: Sequence[int], rows: int, cols: int) -> str:
     in reading order, then where each piece goes."""
     layout = answer_to_layout([int(a) for a in answer])
     sentences = ["i compare the edges of every pair of pieces ."]
-    for q in range(rows * cols):
-        r, c = divmod(q, cols)
-        if c + 1 < cols:
-            sentences.append(f"piece {layout[q]} right edge meets piece {layout[q + 1]} left edge .")
-        if r + 1 < rows:
-            sentences.append(f"piece {layout[q]} bottom edge meets piece {layout[q + cols]} top edge .")
+    sentences += [f"piece {a} right edge meets piece {b} left edge ." if beside else
+                  f"piece {a} bottom edge meets piece {b} top edge ." for beside, a, b, _ in _neighbours(layout, rows, cols)]
     moves = " , ".join(f"piece {p} goes to place {q}" for p, q in enumerate(answer))
     sentences.append(f"so {moves} .")
     return " ".join(sentences)
@@ -145,13 +149,8 @@ def world_reasoning(answer: Sequence[int], rows: int, cols: int) -> str:
     tile b are in column c .``, then where each tile goes as ``cell q holds tile p .`` A solver's style,
     unlike the policy's tile-by-tile trace (:func:`jigsaw.tile_trace`)."""
     layout = answer_to_layout([int(a) for a in answer])
-    sentences = []
-    for q in range(rows * cols):
-        r, c = divmod(q, cols)
-        if c + 1 < cols:
-            sentences.append(f"tile {layout[q]} is left of tile {layout[q + 1]} .")
-        if r + 1 < rows:
-            sentences.append(f"tile {layout[q]} and tile {layout[q + cols]} are in column {c} .")
+    sentences = [f"tile {a} is left of tile {b} ." if beside else f"tile {a} and tile {b} are in column {c} ."
+                 for beside, a, b, c in _neighbours(layout, rows, cols)]
     sentences += [f"cell {q} holds tile {p} ." for q, p in enumerate(layout)]
     return " ".join(sentences)
 

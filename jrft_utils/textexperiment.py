@@ -263,10 +263,9 @@ def finetune(config: Config, method: str, seed: int, progress: bool = True, *, f
         tokenizer = modeling.load_checkpoint(base)[1]
         prior_sets, tasks = test_sets(config), task_split(config, "test")
         scored_on = params["world"] | params["inputs"] | {"kl": params["kl"]}
-        questions = [q for group in zip(*prior_sets.values()) for q in group]  # one of each capability in turn
-        kl = None if config["kl"]["prompts"] == 0 else divergence.load_or_sample(
-            run_dir(config) / "start_points" / f"kl-{stages.fingerprint(scored_on)}.pt", base, config["kl"],
-            (None, [t["prompt"] for t in tasks]), (None, [q["prompt"] for q in questions]))
+        kl = divergence.load_or_sample(run_dir(config) / "start_points" / f"kl-{stages.fingerprint(scored_on)}.pt",
+                                       base, config["kl"], (None, [t["prompt"] for t in tasks]),
+                                       divergence.questions(prior_sets, with_images=False))
         evaluate_fn = partial(evaluate, tokenizer=tokenizer, prior_sets=prior_sets, tasks=tasks, kl=kl)
         start_cache = run_dir(config) / "start_points" / f"{stages.fingerprint(scored_on)}.json"
         callbacks = [trainers.CurveCallback(evaluate_fn, cfg["eval_every"], out / trainers.CURVES_FILE,
