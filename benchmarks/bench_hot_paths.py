@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -31,29 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jrft_utils import dynamics, evaluation, finetuning, jigsaw, modeling, profiles, trainers  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
-from trl.extras import profiling  # noqa: E402
-
-
-class TrainerClock:
-    """Collects the durations TRL's trainers measure with ``trl.extras.profiling`` (by section name),
-    which they otherwise only send to experiment trackers."""
-
-    def __init__(self):
-        self.seconds: dict[str, list[float]] = defaultdict(list)
-        self._original = profiling.ProfilingContext._log_metrics
-
-    def __enter__(self):
-        clock = self
-
-        def record(context, duration: float) -> None:
-            clock.seconds[context.name.split(".", 1)[-1]].append(duration)
-
-        profiling.ProfilingContext._log_metrics = record
-        return self
-
-    def __exit__(self, *exc):
-        profiling.ProfilingContext._log_metrics = self._original
-        return False
 
 
 class StepClock(TrainerCallback):
@@ -92,7 +68,7 @@ def grpo_parts(config: profiles.Config, checkpoint: Path, steps: int) -> dict[st
     train = jigsaw.to_grpo(finetuning.jigsaw_splits(config)["train"])
     cfg = config["rft"] | {"steps": steps + 1, "logging_steps": 1}
     step = StepClock()
-    with TrainerClock() as clock, tempfile.TemporaryDirectory() as out:
+    with trainers.TrainerClock() as clock, tempfile.TemporaryDirectory() as out:
         trainers.train("rft", checkpoint, train, cfg, out, seed=0, callbacks=[step], save_model=False, progress=False)
     total, (generate, prepare, loss) = _median_after_first(step.seconds), (
         _median_after_first(clock.seconds[name]) for name in ("transformers.generate", "_prepare_inputs", "compute_loss"))

@@ -12,8 +12,9 @@ beside its runs (its first cell prints where), never over the reproduction's. A 
 parameters and package source are unchanged, and whose upstream notebooks (the lower-numbered ones) were
 not executed again since it ran, is reused (its executed copy and figures are kept) unless ``--force``.
 Inside the notebooks, each training stage has its own cache, so a notebook that is executed again redoes
-only what changed. A run that executes every notebook stores its wall time, each notebook's seconds and the
-peak memory of a notebook kernel (``timing``) in the summary, and prints them with the run folder's size. The run stops at the first
+only what changed. A run that executes every notebook stores its wall time, each notebook's seconds, the
+fine-tuning runs' seconds per stage (:func:`stage_times`) and the peak memory of a notebook kernel (``timing``)
+in the summary, and prints them with the run folder's size. The run stops at the first
 failing notebook and prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
 parameter) is a one-line error with exit status 2; a failing notebook exits with status 1.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import json
 import resource
 import sys
 import time
@@ -173,6 +175,34 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
+def stage_times(run_dir: Path, since: float) -> dict[str, dict[str, float]]:
+    """Seconds of the fine-tuning runs finished in ``run_dir`` since ``since`` (a ``time.time()``), summed
+    per stage (``finetune/<corpus>``, ``text/<corpus>``; workers run several at once, so these sum to more
+    than the wall time): how many ``runs``, their ``total`` and its parts (``trainers.TrainerClock.parts``)."""
+    out: dict[str, dict[str, float]] = {}
+    for path in sorted(run_dir.glob("*/**/metrics.json")):
+        if path.stat().st_mtime < since:
+            continue
+        metrics = json.loads(path.read_text())
+        if "time_s" not in metrics:
+            continue
+        stage = out.setdefault("/".join(path.relative_to(run_dir).parts[:2]), {"runs": 0, "total": 0.0})
+        stage["runs"] += 1
+        for part, seconds in ({"total": metrics["train_time_s"]} | metrics["time_s"]).items():
+            stage[part] = round(stage.get(part, 0.0) + seconds, 1)
+    return out
+
+
+def stage_table(seconds: dict[str, dict[str, float]]) -> str:
+    """The stages of :func:`stage_times` as a plain-text table, one row a stage, the longest first."""
+    parts = ["runs", "total", "evaluation", "sampling", "rewards_and_reference", "forward_and_loss", "rest"]
+    rows = [["stage", *parts]] + [[name, *(f"{t[p]:g}" if p in t else "-" for p in parts)]
+                                  for name, t in sorted(seconds.items(), key=lambda kv: -kv[1]["total"])]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
+
+
 def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = None,
         start: str | None = None, extra: dict[str, Any] | None = None, force: bool = False,
         notebooks_dir: Path = NOTEBOOKS_DIR) -> int:
@@ -190,7 +220,7 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     package = package_fingerprint()
     reused = 0
     times: dict[str, float] = {}
-    t0 = time.perf_counter()
+    t0, began = time.perf_counter(), time.time()
     for i, (nb, params) in enumerate(steps, 1):
         inputs = notebook_inputs(nb, params, [e for e in notebooks if e.number < nb.number], out_dir, package)
         if not force and reusable(nb, inputs, out_dir, config.figures_dir):
@@ -215,8 +245,11 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
                          {"execution": uuid.uuid4().hex, "figures": written, "time_s": round(took, 1)})
         print(f"    done in {took:.0f} s -> {executed}", flush=True)
     wall = time.perf_counter() - t0
+    stage_seconds = stage_times(config.run_dir, began)
     if times:
         print("time per notebook: " + ", ".join(f"{name} {took:.0f} s" for name, took in times.items()), flush=True)
+    if stage_seconds:
+        print("seconds of the fine-tuning runs, summed per stage:\n" + stage_table(stage_seconds), flush=True)
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
     machine = results.machine()
     memory = f"peak memory of a notebook kernel {peak_gb:.2f} GB; " if reused < len(steps) else ""
@@ -226,7 +259,7 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     if len(steps) == len(notebooks) and not reused and not knobs:  # the wall time of executing every notebook
         results.record_fields(config, wall_time_s=wall, machine=machine,
                               timing={"notebooks": {k: round(v, 1) for k, v in times.items()},
-                                      "peak_rss_gb": round(peak_gb, 2)})
+                                      "stages": stage_seconds, "peak_rss_gb": round(peak_gb, 2)})
     return 0
 
 

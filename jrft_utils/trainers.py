@@ -6,6 +6,10 @@ A :class:`CurveCallback` measures, every ``eval_every`` steps, held-out new-task
 prior-knowledge suite, and writes the curve to ``curves.json`` next to the run's outputs: the learning
 and forgetting curves of notebooks 02-04 and 08. Functions here take a section's knobs (``cfg``), never
 a profile.
+
+Every run's ``metrics.json`` also says where its time went (``time_s``): the curve points' evaluation and,
+for GRPO, the sections TRL's trainer profiles itself (:class:`TrainerClock`); the reproduction's runner
+sums them per stage (:func:`jrft_utils.reproduce.stage_times`).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
+from trl.extras import profiling
 
 from jrft_utils import jigsaw, results
 from jrft_utils import modeling
@@ -43,13 +49,16 @@ class CurveCallback(TrainerCallback):
         self.evaluate, self.every, self.path = evaluate, every, Path(path)
         self.start_cache = Path(start_cache) if start_cache else None
         self.points: list[dict[str, Any]] = []
+        self.seconds = 0.0  # spent measuring (a cached step-0 point costs nothing)
 
     def measure(self, model, step: int) -> dict[str, Any]:
         """One point of the curves for ``model`` at ``step``."""
         was_training = model.training
         model.eval()
+        t0 = time.perf_counter()
         with torch.no_grad():
             point = {"step": step, **self.evaluate(model)}
+        self.seconds += time.perf_counter() - t0
         model.train(was_training)
         self.points.append(point)
         results.write_json_atomic(self.path, self.points)
@@ -170,15 +179,53 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
         if cfg.get("freeze_vision"):  # before train(), which builds the optimiser over trainable weights
             modeling.freeze_image_side(trainer.model)
         t0 = time.perf_counter()
-        trainer.train()
+        with TrainerClock() as clock:
+            trainer.train()
     metrics: dict[str, Any] = {"steps": trainer.state.global_step, "train_time_s": time.perf_counter() - t0}
+    evaluation_s = 0.0
     for callback in callbacks:
         if isinstance(callback, CurveCallback):
             metrics |= {k: v for k, v in callback.points[-1].items() if k != "step"}
+            evaluation_s += callback.seconds
+    metrics["time_s"] = clock.parts(metrics["train_time_s"], evaluation_s)
     if save_model:
         modeling.save_checkpoint(trainer.model, processor, output_dir / "model")
     results.write_json_atomic(output_dir / METRICS_FILE, metrics)
     return metrics
+
+
+class TrainerClock:
+    """Collects the durations TRL's trainers measure with ``trl.extras.profiling`` (by section name), then
+    passes them on (to an enclosing clock, or to TRL's experiment trackers)."""
+
+    def __init__(self):
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        self._original = profiling.ProfilingContext._log_metrics
+
+    def __enter__(self):
+        clock = self
+
+        def record(context, duration: float) -> None:
+            clock.seconds[context.name.split(".", 1)[-1]].append(duration)
+            clock._original(context, duration)
+
+        profiling.ProfilingContext._log_metrics = record
+        return self
+
+    def __exit__(self, *exc):
+        profiling.ProfilingContext._log_metrics = self._original
+        return False
+
+    def parts(self, total: float, evaluation: float) -> dict[str, float]:
+        """A run's ``total`` seconds split into ``evaluation`` (the curve points) and, from what the trainer
+        profiled (GRPO: ``sampling``, the rest of preparing a batch as ``rewards_and_reference``, the
+        policy's ``forward_and_loss``), the ``rest`` (backward passes, optimiser, batches, logging)."""
+        generate, prepare, loss = (sum(self.seconds.get(name, [])) for name in
+                                   ("transformers.generate", "_prepare_inputs", "compute_loss"))
+        parts = {"evaluation": evaluation}
+        if prepare:
+            parts |= {"sampling": generate, "rewards_and_reference": prepare - generate, "forward_and_loss": loss}
+        return {k: round(v, 2) for k, v in (parts | {"rest": total - sum(parts.values())}).items()}
 
 
 def load_curves(output_dir: str | Path) -> list[dict[str, Any]]:

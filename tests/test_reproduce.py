@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -137,3 +139,24 @@ def test_unchanged_notebooks_are_reused_and_a_rerun_upstream_reruns_what_follows
     assert executions() == {"first": 3, "second": 3}
     run()  # its upstream was executed again since it ran
     assert executions() == {"first": 3, "second": 4}
+
+
+def test_stage_times_sum_the_runs_finished_since_the_start_per_stage(tmp_path):
+    def write(rel, total, parts, age=0.0):
+        path = tmp_path / rel / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"train_time_s": total} | ({"time_s": parts} if parts is not None else {})))
+        if age:
+            os.utime(path, (path.stat().st_mtime - age,) * 2)
+
+    write("finetune/rft/lr0.0001/seed0-a", 10.0, {"evaluation": 2.0, "sampling": 3.0, "rest": 5.0})
+    write("finetune/rft/lr0.0003/seed0-b", 20.0, {"evaluation": 4.0, "sampling": 6.0, "rest": 10.0})
+    write("text/rft/seed1-c", 5.0, {"evaluation": 1.0, "rest": 4.0})
+    write("finetune/gt/lr0.0003/seed0-d", 7.0, {"evaluation": 1.0, "rest": 6.0}, age=3600)  # cached: not this run's
+    write("finetune/teacher/lr0.0003/seed0-e", 9.0, None)  # a run from before time was recorded
+    stages = reproduce.stage_times(tmp_path, since=os.stat(tmp_path / "text").st_mtime - 60)
+    assert stages == {"finetune/rft": {"runs": 2, "total": 30.0, "evaluation": 6.0, "sampling": 9.0, "rest": 15.0},
+                      "text/rft": {"runs": 1, "total": 5.0, "evaluation": 1.0, "rest": 4.0}}
+    table = reproduce.stage_table(stages).splitlines()
+    assert table[0].split()[:3] == ["stage", "runs", "total"] and table[1].startswith("finetune/rft")
+    assert table[2].split() == ["text/rft", "1", "5", "1", "-", "-", "-", "4"]
