@@ -122,7 +122,7 @@ _CPU: dict[str, dict[str, Any]] = {
         "beta": 0.2,            # KL anchor to the run's start (0: none, TRL's default)
         "loss_type": "dapo",    # TRL's default
         "learning_rate": 1e-4,
-        "lr_sweep": [3e-5, 1e-4, 3e-4],
+        "lr_sweep": [1e-4, 3e-4],  # (first seed; 3e-5 stayed within 6 points of the start in 300 steps)
         "lr_scheduler": "constant",
         "warmup_steps": 0,
         "logging_steps": 1,
