@@ -1,4 +1,5 @@
-"""The paper's claims (listed in :data:`jrft_utils.paper.CLAIMS`), each judged from ``summary.json`` alone.
+"""The paper's claims (listed in :data:`jrft_utils.paper.CLAIMS`), and ours beyond it (:data:`BEYOND`),
+each judged from ``summary.json`` alone.
 
 One small function per claim, with the thresholds that turn its numbers into ``yes`` / ``partial`` /
 ``no`` beside it (named constants, stated in notebook 07); :data:`JUDGES` registers them and
@@ -9,7 +10,8 @@ Each judge returns ``(ours, verdict, comparison)``. Claims about forgetting and 
 are judged at *matched* new-task accuracy when the summary has the setting's ``matched`` drops
 (:mod:`jrft_utils.frontiers`: each arm's drop read off its Pareto frontier over learning rates and
 checkpoints, at the highest level every compared arm reaches), with the shared recipe's numbers beside
-them in ``ours``; without them, at the shared recipe (``comparison`` "recipe"). Drops are measured from
+them in ``ours``; without them, at the shared recipe (``comparison`` "recipe"); ours beyond the paper on
+every frontier point at once (``comparison`` "frontier"). Drops are measured from
 the start every arm fine-tunes from (the ``start`` method), or from the base where no start is recorded.
 """
 
@@ -297,6 +299,34 @@ def text_setting_agrees(summary: dict[str, Any]) -> tuple[str, str, str]:
     return ours, verdict, "recipe" if common is None else "matched"
 
 
+KL_R2 = 0.7  # forgetting "follows" the forward KL: a quadratic in kl_new explains this share of its variance
+
+
+def forgetting_follows_kl(setting: str) -> Judge:
+    """Beyond the paper (RL's Razor's finding): over every arm's frontier points of ``setting``, RFT's
+    included, a quadratic in the forward KL from the start on the new task explains at least KL_R2 of the
+    variance of forgetting (``partial``: the KL is the best of the three predictors on the SFT arms'
+    points, where the corpus's NLL and LBK exist too). From the summary's ``mechanism`` (notebooks 06, 08)."""
+    def judge(summary: dict[str, Any]) -> tuple[str, str, str]:
+        found = summary.get("mechanism", {}).get(setting)
+        if not found or np.isnan(found.get("r2_kl_all", np.nan)):
+            return f"not run (notebook {'06' if setting == 'vision' else '08'}, with the profile's kl section on)", "no", "frontier"
+        r2 = found["r2"]
+        ours = (f"R^2 {found['r2_kl_all']:.2f} over every arm's frontier points; on the SFT arms' "
+                f"{found['n_points']} points: KL {r2['kl_new']:.2f}, corpus NLL {r2['nll']:.2f}, LBK {r2['lbk']:.2f}")
+        verdict = "yes" if found["r2_kl_all"] >= KL_R2 else "partial" if found["best"] == "kl_new" else "no"
+        return ours, verdict, "frontier"
+    return judge
+
+
+# Claims of ours that the paper does not make, judged like its own: {id: (text, judge)}.
+BEYOND: dict[int, tuple[str, Judge]] = {
+    10: ("Beyond the paper (vision): forgetting follows the forward KL from the start on the new task across "
+         f"all arms (R^2 >= {KL_R2}).", forgetting_follows_kl("vision")),
+    11: ("Beyond the paper (text): forgetting follows the forward KL from the base on the new task across "
+         f"all arms (R^2 >= {KL_R2}).", forgetting_follows_kl("text")),
+}
+
 JUDGES: dict[int, Judge] = {
     1: zero_shot_then_learnable,
     2: sft_learns_in_fewer_steps,
@@ -312,9 +342,11 @@ JUDGES: dict[int, Judge] = {
 
 def evaluate(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The claims list of the results contract: every claim of :data:`JUDGES`, judged from ``summary``."""
+    rows = [(i, paper.CLAIMS[i], paper.CLAIM_NUMBERS[i], judge) for i, judge in JUDGES.items()]
+    rows += [(i, text, "beyond the paper", judge) for i, (text, judge) in BEYOND.items()]
     out = []
-    for i, judge in JUDGES.items():
+    for i, text, numbers, judge in rows:
         ours, verdict, comparison = judge(summary)
-        out.append({"id": i, "text": paper.CLAIMS[i], "paper": paper.CLAIM_NUMBERS[i], "ours": ours,
-                    "reproduced": verdict, "comparison": comparison})
+        out.append({"id": i, "text": text, "paper": numbers, "ours": ours, "reproduced": verdict,
+                    "comparison": comparison})
     return out

@@ -1,15 +1,25 @@
-"""The data perspective (notebook 04): four SFT corpora on the same training puzzles.
+"""The data perspective (notebook 04): the SFT corpora on the same training puzzles, the paper's four and
+our controls (:func:`jrft_utils.methods.controls`).
 
 - ``gt``: the ground-truth answer only (SFT-Non-Rea).
 - ``teacher``: the rule-based teacher's reasoning written for the ground-truth answer, then the answer
   (the analogue of SFT-Rea-4o: GPT-4o scores 0% on jigsaws, so its reasoning must be written knowing the
-  answer; ours is too).
+  answer; ours is too), in the base's own words and a solver's style (:mod:`jrft_utils.teacher`).
 - ``rft_rollouts``: the final RFT model's own correct rollouts (SFT-Rea-GRPO-Rollout): ``num_samples``
   completions sampled per puzzle, the first exactly right one kept; puzzles with none are left out
   (unless ``corpora.require_correct`` is off, as in the smoke profile, where nothing is solved).
 - ``early_rollouts``: rollouts of the early RFT snapshot (``rft.snapshot_step``), when its jigsaw accuracy
   was still low, *paired with the correct answer*: the rollout's ``<think>`` part is kept and its answer
   block replaced by the ground truth (our construction; the paper's is not known). One sample per puzzle.
+
+Controls (all with the true answers; they test explanations, not methods):
+
+- ``teacher_foreign``: the same teacher in words the base never saw, so that the corpus is unlikely under
+  the start while saying the same thing.
+- ``start_think``: a think block sampled from the start itself (as likely under it as data can be, and
+  as long as the rollouts'), then the true answer: the rollouts' likelihood without RFT's authorship.
+- ``random_trace``: a tile trace of a random permutation (drawn like the start's own training traces),
+  then the true answer: the rollouts' form without their content.
 
 Rollout corpora depend on the RFT run of the same seed; each built corpus is cached on disk under
 ``runs/<profile>/corpora/<name>/seed<k>-<key>`` (``key``: the fingerprint of what decides it).
@@ -22,7 +32,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jrft_utils import finetuning, generation, jigsaw, methods, stages, teacher
+import numpy as np
+
+from jrft_utils import finetuning, generation, jigsaw, methods, stages, teacher, warmup
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -73,8 +85,17 @@ def completions_for(config: Config, name: str, train, seed: int) -> tuple[list[i
     answers = list(train["answer"])
     if name == "gt":
         return list(range(len(train))), [jigsaw.gt_completion(a) for a in answers]
-    if name == "teacher":
-        return list(range(len(train))), teacher.teacher_completions(train, use_truth=True)
+    if name in ("teacher", "teacher_foreign"):
+        style = "world" if name == "teacher" else "foreign"
+        return list(range(len(train))), teacher.teacher_completions(train, use_truth=True, style=style)
+    if name == "random_trace":
+        rng = np.random.default_rng(seed)
+        return list(range(len(train))), [jigsaw.completion_text(a, think=jigsaw.tile_trace(
+            jigsaw.random_answer(rng, len(jigsaw.answer_list(a))))) for a in answers]
+    if name == "start_think":
+        room = config["rft"]["max_completion_length"]  # as long as GRPO's rollouts may be
+        samples = sample_rollouts(warmup.start(config).dir, train, 1, cfg["temperature"], room, cfg["batch_size"], seed)
+        return list(range(len(train))), [with_true_answer(s[0], a) for s, a in zip(samples, answers)]
     run = rft_run_dir(config, seed)
     checkpoint = run / ("model" if name == "rft_rollouts" else "snapshot")
     room = stages.record(run)["params"]["cfg"]["max_completion_length"]  # as long as GRPO's own rollouts
@@ -121,6 +142,8 @@ def build(config: Config, name: str, seed: int):
     inputs = {}
     if name.endswith("rollouts"):
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), "03_rft", config.profile)
+    if name == "start_think":
+        inputs["start"] = warmup.start(config).fingerprint
     params = {"name": name, "seed": seed, "cfg": config["corpora"], "jigsaw": config["jigsaw"], "inputs": inputs}
     out = config.run_dir / "corpora" / name / f"seed{seed}-{stages.fingerprint(params)[:8]}"
     if stages.cached(out, params) is None:

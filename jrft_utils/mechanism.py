@@ -90,6 +90,26 @@ def corpus_measures(corpora: Mapping[str, Mapping[str, Sequence[float | None]]])
 NAMES = {"kl_new": "forward KL on the new task", "nll": "the corpus's NLL under the start", "lbk": "LBK"}
 
 
+def at_recipe(points: pd.DataFrame, rates: Mapping[str, float]) -> pd.DataFrame:
+    """Per arm, the mean over seeds of the final points of its runs at its shared rate (``rates``: arm ->
+    learning rate): ``task_acc``, ``drop`` and every predictor, the most forgetting arm first."""
+    final = points[(points["lr"] == points["arm"].map(rates)) & (points["step"] == points.groupby("arm")["step"].transform("max"))]
+    return final.groupby("arm")[["task_acc", "drop", *PREDICTORS]].mean().sort_values("drop", ascending=False)
+
+
+def orderings(table: pd.DataFrame, reference: str = "the start") -> str:
+    """The arms of an :func:`at_recipe` table ordered by forgetting, by forward KL and by corpus NLL (each
+    largest first; arms without the measure left out), one sentence each; ``reference``: the checkpoint
+    the arms fine-tune (the text setting's is the base)."""
+    def order(column: str, unit: str, scale: float = 1.0) -> str:
+        ranked = table[column].dropna().sort_values(ascending=False)
+        return " > ".join(f"{methods.name(arm)} {value * scale:.3g}{unit}" for arm, value in ranked.items())
+
+    return (f"Forgetting (points lost from {reference}): {order('drop', '', 100)}.\n"
+            f"Forward KL on the new task (nats per completion): {order('kl_new', '')}.\n"
+            f"NLL of the training corpus under {reference} (nats per token): {order('nll', '')}.")
+
+
 def describe(result: Mapping[str, Any]) -> str:
     """One sentence from a :func:`compare` result: which predictor explains forgetting best, with every R^2."""
     r2 = ", ".join(f"{NAMES[k]} {v:.2f}" for k, v in result["r2"].items() if not np.isnan(v))

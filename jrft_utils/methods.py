@@ -15,13 +15,15 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Method:
     """One method (``base`` and ``start`` are the checkpoints the others fine-tune: the pretrained base and
-    the format warm-up every arm starts from). ``corpus``: the SFT corpus it trains on (None: it trains on none); ``colour``: hex RGB."""
+    the format warm-up every arm starts from). ``corpus``: the SFT corpus it trains on (None: it trains on none); ``colour``: hex RGB;
+    ``control``: an arm of ours that tests an explanation, not one of the paper's methods."""
 
     key: str
     name: str
     corpus: str | None
     settings: tuple[str, ...]
     colour: str
+    control: bool = False  # a control arm: not the paper's method, trained at the shared recipe only (no sweep)
 
 
 # Colours: entries of seaborn's colourblind-safe "colorblind" palette, fixed per method so that a method
@@ -34,6 +36,10 @@ METHODS: tuple[Method, ...] = (
     Method("sft_teacher", "SFT-Rea-teacher", "teacher", ("vision", "text"), "#de8f05"),  # orange
     Method("sft_rft_rollouts", "SFT-Rea-GRPO-Rollout", "rft_rollouts", ("vision", "text"), "#029e73"),  # green
     Method("sft_early_rollouts", "SFT-early-rollouts", "early_rollouts", ("vision",), "#cc78bc"),  # pink
+    Method("sft_teacher_foreign", "SFT-teacher-foreign", "teacher_foreign", ("vision",), "#56b4e9",  # light blue
+           control=True),
+    Method("sft_start_think", "SFT-start-think", "start_think", ("vision",), "#fbafe4", control=True),  # light pink
+    Method("sft_random_trace", "SFT-random-trace", "random_trace", ("vision",), "#ece133", control=True),  # yellow
 )
 _BY_KEY = {m.key: m for m in METHODS}
 _BY_CORPUS = {m.corpus: m for m in METHODS if m.corpus}
@@ -49,6 +55,11 @@ def keys(setting: str = "vision") -> tuple[str, ...]:
 def corpora(setting: str = "vision") -> tuple[str, ...]:
     """The SFT corpora of ``setting``'s methods, in registry order."""
     return tuple(m.corpus for m in METHODS if setting in m.settings and m.corpus)
+
+
+def controls(setting: str = "vision") -> tuple[str, ...]:
+    """The corpora of ``setting``'s control arms, in registry order."""
+    return tuple(m.corpus for m in METHODS if setting in m.settings and m.corpus and m.control)
 
 
 def corpus_of(setting: str = "vision") -> dict[str, str]:

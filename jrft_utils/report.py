@@ -54,7 +54,7 @@ def render(summary: dict) -> str:
     if summary.get("claims"):
         lines += ["", "Claims, those judged at matched accuracy first (compared at: `matched` = each arm's drop from the "
                   "start read off its frontier at the highest accuracy the compared arms all reach; `recipe` = one "
-                  "shared recipe):", "", "| # | claim | compared at | ours | reproduced |", "|---|---|---|---|---|"]
+                  "shared recipe; `frontier` = every frontier point at once):", "", "| # | claim | compared at | ours | reproduced |", "|---|---|---|---|---|"]
         ordered = sorted(summary["claims"], key=lambda c: c.get("comparison") != "matched")  # stable: ids kept in order
         lines += [f"| {c['id']} | {c['text']} | {c.get('comparison', 'recipe')} | {c['ours']} | **{c['reproduced']}** |"
                   for c in ordered]

@@ -2,13 +2,18 @@
 
 It scores how well every pair of tiles fits side by side (edge dissimilarity), searches the arrangement
 with the lowest total dissimilarity (exactly, over all permutations, for up to 9 tiles; a beam search
-beyond), and writes its reasoning as text in a style of its own, one that the base model never saw:
+beyond), and writes its reasoning in one of two styles (:data:`REASONING`):
 
-``<think> i compare the edges of every pair of pieces . piece 2 right edge meets piece 0 left edge . ...
-so piece 0 goes to place 1 , piece 1 goes to place 3 , ... . </think> <answer> 1 3 0 2 </answer>``
+- ``"world"`` (the SFT-Rea-teacher arm): a solver's reasoning in the words and grammar the base was
+  pretrained on, as GPT-4o's reasoning is in the language Qwen speaks, in a style that is not the
+  policy's: ``<think> tile 2 is left of tile 0 . ... cell 0 holds tile 2 . ... </think> <answer> 1 3 0 2 </answer>``
+- ``"foreign"`` (the SFT-teacher-foreign control): the same solver in words the base never saw:
+  ``<think> i compare the edges of every pair of pieces . piece 2 right edge meets piece 0 left edge . ...
+  so piece 0 goes to place 1 , piece 1 goes to place 3 , ... . </think> <answer> 1 3 0 2 </answer>``
 
-"piece p" is the tile shown at position p of the shuffled image; "place q" is position q of the original
-image, so "piece p goes to place q" is exactly ``answer[p] = q`` (see :mod:`jrft_utils.jigsaw`).
+"piece p" / "tile p" is the tile shown at position p of the shuffled image; "place q" / "cell q" is
+position q of the original image, so "piece p goes to place q" is exactly ``answer[p] = q`` (see
+:mod:`jrft_utils.jigsaw`).
 """
 
 from __future__ import annotations
@@ -131,8 +136,8 @@ def _neighbours(layout: Sequence[int], rows: int, cols: int):
 
 
 def reasoning(answer: Sequence[int], rows: int, cols: int) -> str:
-    """The teacher's reasoning text for an answer: every adjacency of the solved image as an edge match,
-    in reading order, then where each piece goes."""
+    """The teacher's reasoning in the foreign style (words the base never saw): every adjacency of the
+    solved image as an edge match, in reading order, then where each piece goes."""
     layout = answer_to_layout([int(a) for a in answer])
     sentences = ["i compare the edges of every pair of pieces ."]
     sentences += [f"piece {a} right edge meets piece {b} left edge ." if beside else
@@ -158,7 +163,7 @@ def world_reasoning(answer: Sequence[int], rows: int, cols: int) -> str:
 REASONING = {"foreign": reasoning, "world": world_reasoning}  # the teacher's styles, by name
 
 
-def completion(answer: Sequence[int], rows: int, cols: int, style: str = "foreign") -> str:
+def completion(answer: Sequence[int], rows: int, cols: int, style: str = "world") -> str:
     """The teacher's full completion for ``answer``: reasoning in the think block (``style``: one of
     :data:`REASONING`), then the answer."""
     if style not in REASONING:
@@ -200,10 +205,12 @@ def accuracy(ds, solutions: Sequence[Solution] | None = None) -> dict[str, Any]:
     return jigsaw.evaluate_jigsaw([s.completion for s in solutions], list(ds["answer"]))
 
 
-def teacher_completions(ds, solutions: Sequence[Solution] | None = None, use_truth: bool = False) -> list[str]:
+def teacher_completions(ds, solutions: Sequence[Solution] | None = None, use_truth: bool = False,
+                        style: str = "world") -> list[str]:
     """SFT-Rea-teacher completions for a dataset: the teacher's own solution, or with ``use_truth`` the
-    teacher's reasoning written for the ground-truth answer (so every example is correct)."""
+    teacher's reasoning written for the ground-truth answer (so every example is correct) in ``style``."""
     if use_truth:
-        return [completion(jigsaw.answer_list(a), int(r), int(c)) for a, r, c in zip(ds["answer"], ds["rows"], ds["cols"])]
+        return [completion(jigsaw.answer_list(a), int(r), int(c), style)
+                for a, r, c in zip(ds["answer"], ds["rows"], ds["cols"])]
     solutions = solve_dataset(ds) if solutions is None else solutions
     return [s.completion for s in solutions]

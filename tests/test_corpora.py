@@ -1,4 +1,5 @@
-"""The corpora's pure helpers: the early-rollouts construction and the comparison with the gt corpus."""
+"""The corpora's pure helpers: the early-rollouts construction, the comparison with the gt corpus, and the
+controls built without a model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import datasets
 
-from jrft_utils import corpora, jigsaw
+from jrft_utils import corpora, finetuning, jigsaw, profiles
 
 
 def _corpus(puzzles: list[int], texts: list[str]) -> datasets.Dataset:
@@ -41,3 +42,21 @@ def test_trace_shares_count_tile_traces_and_those_that_tell_their_own_answer():
     assert jigsaw.read_tile_trace("tile 0 in cell 2 .") is None  # outside the template
     corpus = {"completion": [[{"role": "assistant", "content": t}] for t in texts]}
     assert corpora.trace_shares(corpus) == {"tile trace": 0.5, "trace = answer": 0.25}
+
+
+def test_the_controls_keep_the_true_answers_and_change_only_the_think_block():
+    """``random_trace``: a tile trace of a random permutation (seeded), then the true answer; ``teacher`` and
+    ``teacher_foreign``: one solver, in the base's words and in foreign ones, then the true answer."""
+    config = profiles.resolve("smoke")
+    train = finetuning.jigsaw_splits(config)["train"]
+    answers = [jigsaw.answer_list(a) for a in train["answer"]]
+    rows, texts = corpora.completions_for(config, "random_trace", train, 0)
+    assert rows == list(range(len(train))) and [jigsaw.parse_answer(t, 4) for t in texts] == answers
+    traces = [jigsaw.read_tile_trace(t) for t in texts]
+    assert all(tr is not None and sorted(tr) == [0, 1, 2, 3] for tr in traces)
+    assert sum(tr != a for tr, a in zip(traces, answers)) >= len(train) // 2  # the trace is not the answer
+    assert corpora.completions_for(config, "random_trace", train, 0)[1] == texts
+    assert corpora.completions_for(config, "random_trace", train, 1)[1] != texts
+    world, foreign = (corpora.completions_for(config, n, train, 0)[1] for n in ("teacher", "teacher_foreign"))
+    assert [jigsaw.parse_answer(t, 4) for t in world] == [jigsaw.parse_answer(t, 4) for t in foreign] == answers
+    assert all("holds tile" in w and "meets" in f and "meets" not in w for w, f in zip(world, foreign))

@@ -1,6 +1,7 @@
 """Which measure predicts forgetting (jrft_utils.mechanism), on hand-made frontier points."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from jrft_utils import mechanism
@@ -76,3 +77,21 @@ def test_corpus_measures_description_and_figure_from_a_summary():
     from jrft_utils import plotting
     fig = plotting.plot_mechanism(frame, result)
     assert len(fig.axes) == 3 and fig.axes[0].get_title().startswith("R$^2$ = 1.00")
+
+
+def test_the_arms_at_their_shared_rate_ordered_by_forgetting_kl_and_nll():
+    """Final points of the runs at each arm's own rate only (a sweep rate and earlier steps left out),
+    averaged over seeds; each ordering largest first, an arm without a corpus left out of the NLL's."""
+    rows = [("rft", 1e-4, 0, 300, 0.5, 0.01, 1.0), ("rft", 1e-4, 1, 300, 0.6, 0.03, 3.0),
+            ("rft", 3e-4, 0, 300, 0.8, 0.20, 9.0), ("rft", 1e-4, 0, 150, 0.2, 0.00, 0.5),
+            ("sft_gt", 3e-4, 0, 300, 0.9, 0.25, 20.0), ("sft_teacher", 3e-4, 0, 300, 0.7, 0.40, 30.0)]
+    points = pd.DataFrame([dict(zip(["arm", "lr", "seed", "step", "task_acc", "drop", "kl_new"], r)) for r in rows])
+    points["nll"] = points["arm"].map({"sft_gt": 3.0, "sft_teacher": 6.0})
+    points["lbk"] = np.nan
+    table = mechanism.at_recipe(points, {"rft": 1e-4, "sft_gt": 3e-4, "sft_teacher": 3e-4})
+    assert list(table.index) == ["sft_teacher", "sft_gt", "rft"]
+    assert table.loc["rft", "drop"] == pytest.approx(0.02) and table.loc["rft", "kl_new"] == pytest.approx(2.0)
+    text = mechanism.orderings(table).splitlines()
+    assert text[0] == "Forgetting (points lost from the start): SFT-Rea-teacher 40 > SFT-Non-Rea 25 > RFT 2."
+    assert text[1].startswith("Forward KL on the new task (nats per completion): SFT-Rea-teacher 30 > SFT-Non-Rea 20 > RFT 2")
+    assert "RFT" not in text[2] and "SFT-Rea-teacher 6 > SFT-Non-Rea 3" in text[2]

@@ -26,7 +26,10 @@ def test_corpora_and_methods_map_both_ways():
     assert all(methods.method_of_corpus(c) == m for m, c in methods.corpus_of().items())
     assert "sft_early_rollouts" in methods.corpus_of() and "rft" not in methods.corpus_of()
     assert [methods.name(m) for m in methods.keys()] == [
-        "Base", "Start", "SFT-Non-Rea", "RFT", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout", "SFT-early-rollouts"]
+        "Base", "Start", "SFT-Non-Rea", "RFT", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout", "SFT-early-rollouts",
+        "SFT-teacher-foreign", "SFT-start-think", "SFT-random-trace"]
+    assert methods.controls() == ("teacher_foreign", "start_think", "random_trace") and methods.controls("text") == ()
+    assert set(methods.controls()) <= set(methods.corpora())  # a control is an arm: built, trained, recorded
 
 
 def test_one_colourblind_safe_colour_per_method_by_key_name_or_corpus():

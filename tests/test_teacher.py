@@ -34,7 +34,7 @@ def test_teacher_beam_search_beyond_exact_limit():
 
 
 def test_reasoning_text_follows_the_answer():
-    text = teacher.completion([1, 3, 0, 2], 2, 2)
+    text = teacher.completion([1, 3, 0, 2], 2, 2, style="foreign")
     assert template.follows(text)
     assert jigsaw.parse_answer(text, 4) == [1, 3, 0, 2]
     # layout: place 0 <- piece 2, place 1 <- piece 0, place 2 <- piece 3, place 3 <- piece 1
@@ -42,7 +42,7 @@ def test_reasoning_text_follows_the_answer():
     assert "piece 2 bottom edge meets piece 3 top edge ." in text
     assert "piece 0 goes to place 1 ," in text
     assert text.count("meets") == 4
-    assert teacher.completion(list(range(9))[::-1], 3, 3).count("meets") == 12
+    assert teacher.completion(list(range(9))[::-1], 3, 3, style="foreign").count("meets") == 12
     assert jigsaw.out_of_vocabulary([text]) == set()
 
 
@@ -61,6 +61,9 @@ def test_teacher_accuracy_and_completions_on_a_dataset():
     assert scores["acc"] >= 0.7  # edge matching solves most 2 x 2 crops
     truth = teacher.teacher_completions(ds, use_truth=True)
     assert jigsaw.evaluate_jigsaw(truth, list(ds["answer"]))["acc"] == 1.0
+    foreign = teacher.teacher_completions(ds, use_truth=True, style="foreign")  # the control: same answers
+    assert jigsaw.evaluate_jigsaw(foreign, list(ds["answer"]))["acc"] == 1.0
+    assert all("meets" in f and "meets" not in t and "holds tile" in t for f, t in zip(foreign, truth))
     assert teacher.teacher_completions(ds, sols) == [s.completion for s in sols]
 
 
