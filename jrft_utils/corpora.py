@@ -144,7 +144,8 @@ def build(config: Config, name: str, seed: int):
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), "03_rft", config.profile)
     if name == "start_think":
         inputs["start"] = warmup.start(config).fingerprint
-    params = {"name": name, "seed": seed, "cfg": config["corpora"], "jigsaw": config["jigsaw"], "inputs": inputs}
+    cfg = {k: v for k, v in config["corpora"].items() if k != "controls"}  # which corpora are built, not how
+    params = {"name": name, "seed": seed, "cfg": cfg, "jigsaw": config["jigsaw"], "inputs": inputs}
     out = config.run_dir / "corpora" / name / f"seed{seed}-{stages.fingerprint(params)[:8]}"
     if stages.cached(out, params) is None:
         shutil.rmtree(out, ignore_errors=True)  # a build killed half-way
@@ -161,10 +162,12 @@ def build(config: Config, name: str, seed: int):
 
 
 def build_available(config: Config, seeds: list[int]) -> tuple[dict[str, dict[int, Any]], dict[str, str]]:
-    """Every corpus for every seed, as ``{name: {seed: dataset}}``, leaving out (and reporting in the
-    second dict) the corpora that came out empty for some seed."""
+    """Every corpus for every seed (the controls only with ``corpora.controls``), as ``{name: {seed:
+    dataset}}``, leaving out (and reporting in the second dict) the corpora that came out empty for some seed."""
     built, missing = {}, {}
     for name in CORPORA:
+        if name in methods.controls() and not config["corpora"]["controls"]:
+            continue
         try:
             built[name] = {seed: build(config, name, seed)[0] for seed in seeds}
         except EmptyCorpusError as err:

@@ -7,7 +7,7 @@ import math
 
 import datasets
 
-from jrft_utils import corpora, finetuning, jigsaw, profiles
+from jrft_utils import corpora, finetuning, jigsaw, methods, profiles
 
 
 def _corpus(puzzles: list[int], texts: list[str]) -> datasets.Dataset:
@@ -60,3 +60,12 @@ def test_the_controls_keep_the_true_answers_and_change_only_the_think_block():
     world, foreign = (corpora.completions_for(config, n, train, 0)[1] for n in ("teacher", "teacher_foreign"))
     assert [jigsaw.parse_answer(t, 4) for t in world] == [jigsaw.parse_answer(t, 4) for t in foreign] == answers
     assert all("holds tile" in w and "meets" in f and "meets" not in w for w, f in zip(world, foreign))
+
+
+def test_the_controls_are_built_only_when_the_profile_asks(monkeypatch):
+    monkeypatch.setattr(corpora, "build", lambda config, name, seed: (name, {}))
+    on = profiles.resolve("smoke")
+    assert set(corpora.build_available(on, [0])[0]) == set(corpora.CORPORA)
+    off = on.with_knobs("corpora", controls=False)
+    assert set(corpora.build_available(off, [0])[0]) == set(corpora.CORPORA) - set(methods.controls())
+    assert profiles.resolve("class")["corpora"]["controls"] is False
