@@ -144,8 +144,8 @@ def test_every_word_of_every_text_is_in_the_vocabulary():
         texts.append(jigsaw.jigsaw_prompt(rows, cols))
         rng = np.random.default_rng(rows * 10 + cols)
         answer = jigsaw.random_answer(rng, rows * cols)
-        texts += [jigsaw.gt_completion(answer), teacher.completion(answer, rows, cols)]
-    assert jigsaw.out_of_vocabulary(texts) == set()
+        texts += [jigsaw.gt_completion(answer), teacher.completion(answer, rows, cols, style="foreign")]
+    assert jigsaw.out_of_vocabulary(texts) == set()  # (the teacher's "world" style: the world's words, test_teacher)
     assert jigsaw.out_of_vocabulary(["the zebra ."]) == {"zebra"}
     # lowercase, space-separated, punctuation as separate tokens
     for t in texts:
