@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from jrft_utils import profiles, reproduce, stages, warmup
+from jrft_utils import claims, methods, profiles, reproduce, stages, warmup
 from jrft_utils.profiles import REPO_ROOT
 
 pytestmark = pytest.mark.smoke
@@ -177,8 +177,13 @@ def test_every_arm_starts_from_the_start_and_every_point_is_a_frontier_point(smo
     assert {p["lr"] for p in gt_points} == set(profiles.section("smoke", "sft")["lr_sweep"])
     assert [p["step"] for p in gt_points if p["lr"] == 1e-3] == [0, 2, 4]  # a sweep rate: its whole curve
     assert {p["arm"] for p in vision} >= {"sft_gt", "rft", "sft_teacher"}
+    # the control arms: trained and on the frontier, at the shared rate only
+    for control in methods.controls():
+        assert {p["lr"] for p in vision if p["arm"] == methods.method_of_corpus(control)} == \
+            {profiles.section("smoke", "sft")["learning_rate"]}
     assert set(summary["matched"]) == {"vision", "text"}
-    assert all(c["comparison"] in ("matched", "recipe") for c in summary["claims"])
+    assert {c["comparison"] for c in summary["claims"] if c["id"] in claims.BEYOND} == {"frontier"}
+    assert all(c["comparison"] in ("matched", "recipe") for c in summary["claims"] if c["id"] not in claims.BEYOND)
 
 
 # ----------------------------------------------------------------------------------------------------
