@@ -71,7 +71,7 @@ def grpo_parts(config: profiles.Config, checkpoint: Path, steps: int) -> dict[st
     with trainers.TrainerClock() as clock, tempfile.TemporaryDirectory() as out:
         trainers.train("rft", checkpoint, train, cfg, out, seed=0, callbacks=[step], save_model=False, progress=False)
     total, (generate, prepare, loss) = _median_after_first(step.seconds), (
-        _median_after_first(clock.seconds[name]) for name in ("transformers.generate", "_prepare_inputs", "compute_loss"))
+        _median_after_first(clock.seconds[name]) for name in trainers.TrainerClock.SECTIONS)
     return {"GRPO step": total, "  sampling the completions": generate,
             "  rewards and reference log-probabilities": prepare - generate,
             "  policy forward and loss": loss, "  backward, optimiser, batch loading": total - prepare - loss}

@@ -193,6 +193,13 @@ def stage_times(run_dir: Path, since: float) -> dict[str, dict[str, float]]:
     return out
 
 
+def stage_record(seconds: dict[str, dict[str, float]]) -> dict[str, float]:
+    """:func:`stage_times` in the results contract's shape, ``{stage: seconds}``: each stage's total under its
+    name, each part under ``<stage>/<part>``."""
+    return {name if part == "total" else f"{name}/{part}": value
+            for name, parts in seconds.items() for part, value in parts.items() if part != "runs"}
+
+
 def stage_table(seconds: dict[str, dict[str, float]]) -> str:
     """The stages of :func:`stage_times` as a plain-text table, one row a stage, the longest first."""
     parts = ["runs", "total", "evaluation", "sampling", "rewards_and_reference", "forward_and_loss", "rest"]
@@ -259,7 +266,7 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     if len(steps) == len(notebooks) and not reused and not knobs:  # the wall time of executing every notebook
         results.record_fields(config, wall_time_s=wall, machine=machine,
                               timing={"notebooks": {k: round(v, 1) for k, v in times.items()},
-                                      "stages": stage_seconds, "peak_rss_gb": round(peak_gb, 2)})
+                                      "stages": stage_record(stage_seconds), "peak_rss_gb": round(peak_gb, 2)})
     return 0
 
 

@@ -198,6 +198,9 @@ class TrainerClock:
     """Collects the durations TRL's trainers measure with ``trl.extras.profiling`` (by section name), then
     passes them on (to an enclosing clock, or to TRL's experiment trackers)."""
 
+    # GRPO's profiled sections that split a step: sampling, preparing the batch (sampling included), the loss
+    SECTIONS = ("transformers.generate", "_prepare_inputs", "compute_loss")
+
     def __init__(self):
         self.seconds: dict[str, list[float]] = defaultdict(list)
         self._original = profiling.ProfilingContext._log_metrics
@@ -220,8 +223,7 @@ class TrainerClock:
         """A run's ``total`` seconds split into ``evaluation`` (the curve points) and, from what the trainer
         profiled (GRPO: ``sampling``, the rest of preparing a batch as ``rewards_and_reference``, the
         policy's ``forward_and_loss``), the ``rest`` (backward passes, optimiser, batches, logging)."""
-        generate, prepare, loss = (sum(self.seconds.get(name, [])) for name in
-                                   ("transformers.generate", "_prepare_inputs", "compute_loss"))
+        generate, prepare, loss = (sum(self.seconds.get(name, [])) for name in self.SECTIONS)
         parts = {"evaluation": evaluation}
         if prepare:
             parts |= {"sampling": generate, "rewards_and_reference": prepare - generate, "forward_and_loss": loss}

@@ -157,6 +157,9 @@ def test_stage_times_sum_the_runs_finished_since_the_start_per_stage(tmp_path):
     stages = reproduce.stage_times(tmp_path, since=os.stat(tmp_path / "text").st_mtime - 60)
     assert stages == {"finetune/rft": {"runs": 2, "total": 30.0, "evaluation": 6.0, "sampling": 9.0, "rest": 15.0},
                       "text/rft": {"runs": 1, "total": 5.0, "evaluation": 1.0, "rest": 4.0}}
+    assert reproduce.stage_record(stages) == {  # the summary's shape: seconds by stage and stage/part
+        "finetune/rft": 30.0, "finetune/rft/evaluation": 6.0, "finetune/rft/sampling": 9.0, "finetune/rft/rest": 15.0,
+        "text/rft": 5.0, "text/rft/evaluation": 1.0, "text/rft/rest": 4.0}
     table = reproduce.stage_table(stages).splitlines()
     assert table[0].split()[:3] == ["stage", "runs", "total"] and table[1].startswith("finetune/rft")
     assert table[2].split() == ["text/rft", "1", "5", "1", "-", "-", "-", "4"]
