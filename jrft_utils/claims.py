@@ -319,12 +319,39 @@ def forgetting_follows_kl(setting: str) -> Judge:
     return judge
 
 
+FREEDOM_MARGIN = 0.02  # "forgets less": at least 2 points less prior knowledge lost at the same accuracy
+
+
+def freedom_decides(summary: dict[str, Any]) -> tuple[str, str, str]:
+    """Beyond the paper: on notebook 09's question with several correct answers RFT loses at least
+    FREEDOM_MARGIN less prior knowledge than SFT-1 at their highest common matched accuracy, and on the
+    one-answer control it does not (``partial``: only the first holds). From the summary's ``freedom``."""
+    forms = summary.get("freedom", {}).get("forms", {})
+    if not {"free", "unique"} <= set(forms):
+        return "not run (notebook 09 with both forms)", "no", "matched"
+    gaps, parts = {}, []
+    for form in ("free", "unique"):
+        common = frontiers.highest_common(forms[form]["matched"], ("rft", "sft_one"))
+        if common is None:
+            parts.append(f"{form}: RFT and SFT-1 reach no matched accuracy together")
+            continue
+        level, (rft, one) = common
+        gaps[form] = one - rft
+        parts.append(f"{form}: at {level * 100:.1f}% correct, RFT drop {rft * 100:.1f} pts, SFT-1 {one * 100:.1f} pts")
+    free_gap = gaps.get("free", -np.inf) >= FREEDOM_MARGIN
+    unique_gap = gaps.get("unique", -np.inf) >= FREEDOM_MARGIN
+    verdict = "yes" if free_gap and "unique" in gaps and not unique_gap else "partial" if free_gap else "no"
+    return "; ".join(parts), verdict, "matched"
+
+
 # Claims of ours that the paper does not make, judged like its own: {id: (text, judge)}.
 BEYOND: dict[int, tuple[str, Judge]] = {
     10: ("Beyond the paper (vision): forgetting follows the forward KL from the start on the new task across "
          f"all arms (R^2 >= {KL_R2}).", forgetting_follows_kl("vision")),
     11: ("Beyond the paper (text): forgetting follows the forward KL from the base on the new task across "
          f"all arms (R^2 >= {KL_R2}).", forgetting_follows_kl("text")),
+    12: ("Beyond the paper (notebook 09): on a task with several correct answers, RFT forgets less than SFT on "
+         "one canonical answer at matched accuracy, and not on the one-answer control.", freedom_decides),
 }
 
 JUDGES: dict[int, Judge] = {

@@ -3,7 +3,7 @@ that run it and its colour in every figure. Every list of methods or corpora in 
 here, in this order (the paper's, and the order in which notebooks 00-04 record the methods).
 
 Settings: ``"vision"`` is the jigsaw experiment of notebooks 00-07, ``"text"`` the text-only validation of
-notebook 08.
+notebook 08, ``"freedom"`` the question with several correct answers of notebook 09 (:mod:`jrft_utils.freedom`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ METHODS: tuple[Method, ...] = (
     Method("base", "Base", None, ("vision", "text"), "#949494"),                     # grey
     Method("start", "Start", None, ("vision",), "#ca9161"),                          # brown
     Method("sft_gt", "SFT-Non-Rea", "gt", ("vision", "text"), "#d55e00"),            # vermilion
-    Method("rft", "RFT", None, ("vision", "text"), "#0173b2"),                       # blue
+    Method("rft", "RFT", None, ("vision", "text", "freedom"), "#0173b2"),                       # blue
     Method("sft_teacher", "SFT-Rea-teacher", "teacher", ("vision", "text"), "#de8f05"),  # orange
     Method("sft_rft_rollouts", "SFT-Rea-GRPO-Rollout", "rft_rollouts", ("vision", "text"), "#029e73"),  # green
     Method("sft_early_rollouts", "SFT-early-rollouts", "early_rollouts", ("vision",), "#cc78bc"),  # pink
@@ -40,6 +40,12 @@ METHODS: tuple[Method, ...] = (
            control=True),
     Method("sft_start_think", "SFT-start-think", "start_think", ("vision",), "#fbafe4", control=True),  # light pink
     Method("sft_random_trace", "SFT-random-trace", "random_trace", ("vision",), "#ece133", control=True),  # yellow
+    # notebook 09's SFT arms, in seaborn's "dark" palette (the colourblind one is used up above)
+    Method("sft_one", "SFT-1", "one", ("freedom",), "#8c0800"),                     # dark red
+    Method("sft_two", "SFT-2", "two", ("freedom",), "#591e71"),                     # dark purple
+    Method("sft_oracle", "SFT-oracle", "oracle", ("freedom",), "#12711c"),          # dark green
+    Method("sft_self", "SFT-self", "self", ("freedom",), "#b8850a"),                # dark gold
+    Method("sft_self_iter", "SFT-self-iterative", "self_iter", ("freedom",), "#006374"),  # dark teal
 )
 _BY_KEY = {m.key: m for m in METHODS}
 _BY_CORPUS = {m.corpus: m for m in METHODS if m.corpus}

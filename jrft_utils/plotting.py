@@ -198,6 +198,29 @@ def plot_mechanism(points: pd.DataFrame, result: dict[str, Any], title: str = "W
     return fig
 
 
+def plot_drop_vs_kl(points_by_form: dict[str, list[dict[str, Any]]], start_prior: dict[str, float],
+                    r2: dict[str, float]) -> plt.Figure:
+    """Notebook 09: prior knowledge lost from the start against the forward KL from it on the question's
+    prompts, every checkpoint of every run, one panel per question form with its quadratic fit's R^2."""
+    fig, axes = plt.subplots(1, len(points_by_form), figsize=(5.2 * len(points_by_form), 4.2), sharey=True, squeeze=False)
+    for ax, (form, pts) in zip(axes[0], points_by_form.items()):
+        frame = pd.DataFrame(pts)
+        frame = frame.assign(method=[methods.name(a) for a in frame["arm"]],
+                             drop_pts=100 * (start_prior[form] - frame["prior_mean"]))
+        sns.scatterplot(data=frame, x="kl_new", y="drop_pts", hue="method", palette=methods.palette(frame["method"]),
+                        s=22, alpha=0.7, linewidth=0, ax=ax)
+        coeffs, _ = mechanism.fit(frame["kl_new"], frame["drop_pts"])
+        grid = np.linspace(frame["kl_new"].min(), frame["kl_new"].max(), 100)
+        ax.plot(grid, np.polyval(coeffs, grid), color="black", lw=1.5, label="quadratic fit")
+        ax.set(xlabel="forward KL from the start (nats per completion)",
+               ylabel="prior knowledge lost from the start (points)",
+               title=f"{form} form: R$^2$ = {r2[form]:.2f} ({len(frame)} points)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Forgetting against the forward KL from the start: every checkpoint of every run (one dot each)")
+    fig.tight_layout()
+    return fig
+
+
 MAIN_METRICS = {"jigsaw exact": "", "prior knowledge (mean)": "//"}  # metric -> its bars' hatch
 
 

@@ -159,6 +159,25 @@ _CPU: dict[str, dict[str, Any]] = {
         "reachability_puzzles": 32,  # training puzzles sampled (8 completions each) in notebook 03's check
         "reachability_tasks": 64,  # training tasks sampled in notebook 08's check
     },
+    "freedom": {                # notebook 09: a jigsaw question with several correct answers, and one with one
+        "forms": ["free", "unique"],  # the questions asked (jrft_utils.freedom.QUESTIONS)
+        "train_size": 128,      # training puzzles (the first of the jigsaw's train split)
+        "test_size": 80,        # held-out puzzles scored at each point
+        "habit": 4.0,           # the start's habit: it was taught the last position this many times as often as the first
+        "solved": 0.5,          # share of the format stage's puzzles answered with a correct position (the rest: any)
+        "start_steps": 60,      # SFT steps of the format stage on both questions, from notebook 01's start
+        "start_learning_rate": 3e-4,
+        "prior_per_capability": 20,  # prior-knowledge questions of each capability scored at each point (a fixed subset)
+        "kl_prior_prompts": 8,  # prior-knowledge questions of the forward KL's second measure (kl_prior)
+        "seed": 0,              # draws the format stage's answers
+    },
+    "freedom_sft": {"steps": 48, "batch_size": 16, "learning_rate": 3e-4, "lr_sweep": [1e-4, 3e-4, 1e-3],
+                    "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 8, "freeze_vision": True,
+                    "eval_every": 8},  # steps x batch_size: whole epochs of train_size; eval_every: one epoch
+    "freedom_rft": {"steps": 48, "batch_size": 48, "num_generations": 8, "max_completion_length": 8,
+                    "temperature": 1.0, "beta": 0.2, "loss_type": "dapo", "learning_rate": 3e-4,
+                    "lr_sweep": [1e-4, 3e-4, 1e-3], "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1,
+                    "freeze_vision": True, "eval_every": 8},  # beta: notebook 03's anchor (without it GRPO collapsed)
     # The text-only validation (notebook 08): a tiny Qwen2 decoder pretrained on arithmetic and science,
     # then taught to find the largest digit of a list.
     "text_model": {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 256},
@@ -198,6 +217,9 @@ _SMOKE["corpora"].update(num_samples=2, require_correct=False)
 _SMOKE["text_model"].update(hidden=32, layers=1, intermediate=64)
 _SMOKE["text_world"].update(train_per_capability=40, test_per_capability=8, task_train_size=16, task_test_size=8)
 _SMOKE["text_pretrain"].update(steps=4, batch_size=8, logging_steps=1)
+_SMOKE["freedom"].update(train_size=8, test_size=4, start_steps=2, prior_per_capability=2)
+_SMOKE["freedom_sft"].update(steps=2, batch_size=4, lr_sweep=[3e-4], logging_steps=1, eval_every=2)
+_SMOKE["freedom_rft"].update(steps=2, batch_size=8, num_generations=4, lr_sweep=[3e-4], eval_every=1)
 _SMOKE["text_sft"].update(steps=2, batch_size=4, logging_steps=1, eval_every=1, lr_sweep=[1e-4])
 _SMOKE["text_rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, eval_every=1,
                           lr_sweep=[1e-4, 3e-4])  # exercises a frontier-only GRPO run
@@ -228,6 +250,8 @@ _CLASS["corpora"].update(num_samples=2, controls=False)  # the paper's four corp
 _CLASS["dynamics"].update(n_u=8, n_v=16, lbk_steps=20, lbk_every=10)
 _CLASS["text_sft"].update(lr_sweep=[1e-4], eval_every=100)
 _CLASS["text_rft"].update(lr_sweep=[1e-4], eval_every=100)
+_CLASS["freedom_sft"].update(lr_sweep=[3e-4])
+_CLASS["freedom_rft"].update(lr_sweep=[3e-4])
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, "class": _CLASS, "gpu": _GPU}
 
@@ -236,6 +260,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {"smoke": _SMOKE, "cpu": _CPU, 
 START_ANSWERS = ("truth", "random")
 # its think block: empty, or the answer told tile by tile in the world's words (jigsaw.tile_trace)
 START_THINK = ("empty", "tiles")
+# the questions of notebook 09 (jrft_utils.freedom.QUESTIONS)
+FREEDOM_FORMS = ("free", "unique")
 
 
 class ProfileError(ValueError):
@@ -260,8 +286,10 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "layers", "heads", "kv_heads", "task_train_size", "task_test_size", "min_len", "max_len", "workers"), _AT_LEAST_1),
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "reachability_temperatures",
                      "first_order_lrs", "lbk_lr", "crop_min", "crop_max", "lora_alpha"), _POSITIVE),
-    **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy"), _FRACTION),
+    **dict.fromkeys(("photo_fraction", "cue_strength", "common_accuracy", "solved"), _FRACTION),
     "replay": (0, 0.9, True),
+    **dict.fromkeys(("start_steps", "prior_per_capability", "kl_prior_prompts"), _AT_LEAST_1),
+    **dict.fromkeys(("habit", "start_learning_rate"), _POSITIVE),
     "start.steps": _NON_NEGATIVE,  # a section's own range ("section.knob") overrides the knob's
     "kl.prompts": _NON_NEGATIVE,
     **dict.fromkeys(("prompts", "prior_prompts", "samples"), _AT_LEAST_1),
@@ -306,7 +334,9 @@ def _check_section(name: str, values: dict[str, Any]) -> None:
         raise ProfileError(f"start.answers must be one of {START_ANSWERS}, got {values['answers']!r}")
     if name == "start" and values["think"] not in START_THINK:
         raise ProfileError(f"start.think must be one of {START_THINK}, got {values['think']!r}")
-    if name in ("rft", "text_rft") and values["batch_size"] % values["num_generations"]:
+    if name == "freedom" and (not values["forms"] or any(f not in FREEDOM_FORMS for f in values["forms"])):
+        raise ProfileError(f"freedom.forms must be a non-empty list of {FREEDOM_FORMS}, got {values['forms']!r}")
+    if name in ("rft", "text_rft", "freedom_rft") and values["batch_size"] % values["num_generations"]:
         raise ProfileError(f"{name}.batch_size ({values['batch_size']}) must be a multiple of num_generations "
                            f"({values['num_generations']}): each prompt gets a whole group of completions")
 

@@ -13,6 +13,8 @@ forward KL from the start, ``kl_new`` and ``kl_prior``, where the run measured i
 ``{"r2": {"kl_new", "nll", "lbk"}, "best", ...}``), and ``matched``, per setting, the drops from the checkpoint every arm fine-tunes (the start; the text base) at matched new-task accuracy
 (:func:`jrft_utils.frontiers.matched`: ``{"levels": [...], "drop": {arm: [...]}}``). A corpus's ``nll_base`` is its NLL
 per token under the checkpoint the arms fine-tune (the start; the text base), the paper's "base model".
+``freedom`` (notebook 09, :func:`jrft_utils.freedom.summarise`): per question form, ``{"frontier": [points],
+"matched": {...}, "r2_kl": float}``, and the start's measures per form under ``start``.
 
 Notebooks record numbers here as they compute them; lists hold one value per seed, in the order of the
 summary's ``seeds`` (fixed by notebook 00 when a reproduction starts: the profile's ``run.seeds`` or the
@@ -183,10 +185,11 @@ def record_frontier(config: Config, setting: str, points: list[dict[str, Any]], 
 
 
 def record_fields(config: Config, **fields: Any) -> dict[str, Any]:
-    """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``, ``machine``, ``timing``)."""
+    """Set top-level fields of the summary (``grid``, ``wall_time_s``, ``claims``, ``machine``, ``timing``,
+    ``freedom``)."""
     summary = load_summary(config)
     for key, value in fields.items():
-        if key not in ("grid", "wall_time_s", "claims", "machine", "timing"):
+        if key not in ("grid", "wall_time_s", "claims", "machine", "timing", "freedom"):
             raise ValueError(f"unknown summary field {key!r}")
         summary[key] = value
     write_json_atomic(summary_path(config), summary)

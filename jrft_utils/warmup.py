@@ -59,16 +59,24 @@ def corpus(config: Config):
                else [jigsaw.random_answer(rng, r * c) for r, c in zip(train["rows"], train["cols"])])
     data = jigsaw.to_sft(train, [jigsaw.start_completion(t, start["think"]) for t in targets])
     data = data.select_columns(["prompt", "completion", "images"])
-    n_replay = round(len(data) * start["replay"] / (1 - start["replay"]))
+    replayed = replay(config, data, rng)
+    return data if replayed is None else datasets.concatenate_datasets([data, replayed]).shuffle(seed=seed)
+
+
+def replay(config: Config, data, rng: np.random.Generator):
+    """Samples of the base's pretraining corpus (drawn with ``rng`` from the corpus of ``run.base_seed``) in
+    the columns of the SFT dataset ``data``, as many as make up the share ``start.replay`` of ``data`` and
+    them together; ``None`` when that share is 0."""
+    share = config["start"]["replay"]
+    n_replay = round(len(data) * share / (1 - share))
     if n_replay == 0:
-        return data
+        return None
     pretraining = world.build_train_set(config["world"]["train_per_capability"], config["model"]["image_size"],
                                         config["run"]["base_seed"])
     picked = [pretraining[i] for i in rng.choice(len(pretraining), size=min(n_replay, len(pretraining)), replace=False)]
     columns = world.to_conversational(picked)
     columns["completion"] = [[{"role": "assistant", "content": s["completion"]}] for s in picked]
-    replayed = datasets.Dataset.from_dict(columns).cast(data.features)
-    return datasets.concatenate_datasets([data, replayed]).shuffle(seed=seed)
+    return datasets.Dataset.from_dict(columns).cast(data.features)
 
 
 def name(start: dict[str, Any]) -> str:

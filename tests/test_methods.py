@@ -35,7 +35,9 @@ def test_corpora_and_methods_map_both_ways():
 def test_one_colourblind_safe_colour_per_method_by_key_name_or_corpus():
     colours = [m.colour for m in methods.METHODS]
     assert len(set(colours)) == len(colours)
-    assert set(colours) <= set(sns.color_palette("colorblind").as_hex())
+    # the colourblind palette, then (notebook 09's SFT arms) seaborn's "dark" one
+    assert set(colours) <= set(sns.color_palette("colorblind").as_hex()) | set(sns.color_palette("dark").as_hex())
+    assert methods.keys("freedom") == ("rft", "sft_one", "sft_two", "sft_oracle", "sft_self", "sft_self_iter")
     assert methods.colour("rft") == methods.colour("RFT")
     assert methods.colour("teacher") == methods.colour("sft_teacher") == methods.colour("SFT-Rea-teacher")
     assert methods.palette(["gt", "RFT", "gt"]) == {"gt": methods.colour("sft_gt"), "RFT": methods.colour("rft")}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from jrft_utils import claims, methods, profiles, reproduce, stages, warmup
+from jrft_utils import claims, freedom, methods, profiles, reproduce, stages, warmup
 from jrft_utils.profiles import REPO_ROOT
 
 pytestmark = pytest.mark.smoke
@@ -63,6 +63,11 @@ def test_smoke_summary_follows_the_contract(smoke_run):
     assert summary["timing"]["peak_rss_gb"] > 0
     stages_s = summary["timing"]["stages"]  # seconds by stage and stage/part, GRPO's sampling among them
     assert all(isinstance(v, float) for v in stages_s.values()) and stages_s["finetune/rft/sampling"] > 0
+    forms = summary["freedom"]["forms"]  # notebook 09: every arm's points on both forms, with the forward KL
+    assert set(forms) == {"free", "unique"}
+    assert {p["arm"] for p in forms["free"]["frontier"]} == set(freedom.ARMS)
+    assert all("kl_new" in p for f in forms.values() for p in f["frontier"])
+    assert 12 in {c["id"] for c in summary["claims"]}
 
 
 # ----------------------------------------------------------------------------------------------------
