@@ -446,9 +446,8 @@ def _iterate(job: Job, model, processor, train: dict[str, list], questions: data
         source = out / "model"
         model = modeling.load_checkpoint(source)[0]
         curve.measure(model, (epoch + 1) * per_epoch)
-    for epoch in range(epochs - 1):
-        shutil.rmtree(job.out / f"epoch{epoch}" / "model")  # only the last is kept, as the other arms keep none
-    shutil.rmtree(source)
+    for epoch in range(epochs):  # no model is kept, as by the other arms; the epochs' times are summed below
+        shutil.rmtree(job.out / f"epoch{epoch}")
     clock["evaluation"] = clock.get("evaluation", 0.0) + curve.seconds
     final = {k: v for k, v in curve.points[-1].items() if k != "step"}
     results_ = {"steps": job.cfg["steps"], "train_time_s": seconds + curve.seconds, **final,

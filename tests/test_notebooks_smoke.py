@@ -189,7 +189,8 @@ def test_every_arm_starts_from_the_start_and_every_point_is_a_frontier_point(smo
         assert {p["lr"] for p in vision if p["arm"] == methods.method_of_corpus(control)} == \
             {profiles.section("smoke", "sft")["learning_rate"]}
     assert set(summary["matched"]) == {"vision", "text"}
-    assert {c["comparison"] for c in summary["claims"] if c["id"] in claims.BEYOND} == {"frontier"}
+    assert {c["id"]: c["comparison"] for c in summary["claims"] if c["id"] in claims.BEYOND} == \
+        {10: "frontier", 11: "frontier", 12: "matched"}  # the KL claims read every point; notebook 09's, matched drops
     assert all(c["comparison"] in ("matched", "recipe") for c in summary["claims"] if c["id"] not in claims.BEYOND)
 
 
