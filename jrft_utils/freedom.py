@@ -594,8 +594,12 @@ def describe(found: dict[str, Any]) -> str:
         lines.append(f"{form}: at {100 * level:.1f}% correct answers, points of prior knowledge lost: {order}"
                      + (f" ({', '.join(missing)} never get there)" if missing else "")
                      + f"; forgetting against the forward KL: R^2 {entry['r2_kl']:.2f}.")
-    lines.append(_highest_rate(found))
+    if len({p["lr"] for entry in found["forms"].values() for p in entry["frontier"]}) > 1:
+        lines.append(_highest_rate(found))
     return "\n".join(lines)
+
+
+HARMFUL = 0.2  # a rate "decides" forgetting when every run at it loses at least this much (20 points)
 
 
 def _highest_rate(found: dict[str, Any]) -> str:
@@ -610,6 +614,7 @@ def _highest_rate(found: dict[str, Any]) -> str:
                 last[p["arm"]] = p
         finals += [(start_prior - p["prior_mean"], p["kl_new"]) for p in last.values()]
     drops, kls = zip(*finals)
-    return (f"At the highest rate ({top:g}) every run loses {100 * min(drops):.0f} to {100 * max(drops):.0f} points by its "
-            f"last checkpoint, at forward KLs from {min(kls):.2f} to {max(kls):.2f} nats: there the step size, not "
-            "what the model learns to answer, decides what it forgets.")
+    line = (f"At the highest rate ({top:g}) the runs lose {100 * min(drops):.0f} to {100 * max(drops):.0f} points by "
+            f"their last checkpoint, at forward KLs from {min(kls):.2f} to {max(kls):.2f} nats")
+    return line + (": there the step size, not what the model learns to answer, decides what it forgets."
+                   if min(drops) >= HARMFUL else ".")

@@ -161,3 +161,23 @@ def test_claim_12_on_hand_made_matched_drops(free, unique, verdict):
 def test_claim_12_without_notebook_09():
     assert claims.freedom_decides({})[1] == "no"
     assert "not run" in claims.freedom_decides({})[0]
+
+
+def _found(rates: list[float], drop_at_top: float) -> dict:
+    points = [{"arm": arm, "lr": lr, "seed": 0, "step": step, "task_acc": 0.5 + 0.1 * step,
+               "prior_mean": 0.8 - (drop_at_top if lr == max(rates) and step == 2 else 0.0), "kl_new": 0.1 * step}
+              for arm in ("sft_one", "rft") for lr in rates for step in (0, 1, 2)]
+    matched = {"levels": [0.7], "drop": {"sft_one": [0.01], "rft": [0.03]}}
+    return {"forms": {"free": {"frontier": points, "matched": matched, "r2_kl": 0.4}},
+            "start": {"free": {"prior": {"mean": 0.8}}}}
+
+
+def test_the_account_is_computed_from_the_numbers():
+    text = freedom.describe(_found([1e-4, 1e-3], drop_at_top=0.5))
+    assert "at 70.0% correct answers" in text and "SFT-1 1.0 < RFT 3.0" in text and "R^2 0.40" in text
+    assert "At the highest rate (0.001) the runs lose 50 to 50 points" in text and "step size" in text
+    assert "step size" not in freedom.describe(_found([1e-4, 1e-3], drop_at_top=0.05))  # not harmful there
+    assert "highest rate" not in freedom.describe(_found([3e-4], drop_at_top=0.5))  # one rate: nothing to compare
+    empty = _found([3e-4], 0.0)
+    empty["forms"]["free"]["matched"] = {"levels": [], "drop": {}}
+    assert "never rises above the start's accuracy" in freedom.describe(empty)
