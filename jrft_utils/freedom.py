@@ -51,7 +51,7 @@ import pandas as pd
 import torch
 
 from jrft_utils import divergence, dynamics, evaluation, finetuning, frontiers, generation, jigsaw, mechanism
-from jrft_utils import methods, modeling, stages, template, trainers, warmup
+from jrft_utils import methods, modeling, results, stages, template, trainers, warmup
 from jrft_utils.profiles import FREEDOM_FORMS as FORMS
 from jrft_utils.profiles import Config
 
@@ -159,18 +159,19 @@ def _conversation(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
 
 
-def grpo_dataset(rows: dict[str, list]) -> datasets.Dataset:
-    """GRPO's data: the prompts, images and each puzzle's ``correct`` positions (for the rewards)."""
-    return datasets.Dataset.from_dict({"prompt": [_conversation(p) for p in rows["prompts"]],
-                                       "images": [[im] for im in rows["images"]], "correct": rows["correct"],
-                                       "rows": rows["rows"], "cols": rows["cols"]})
-
-
 def prompts_dataset(rows: dict[str, list]) -> datasets.Dataset:
     """The questions of :func:`rows_of` as a dataset of ``prompt`` (conversational) and ``images``, to be
     answered by :func:`sft_dataset`."""
     return datasets.Dataset.from_dict({"prompt": [_conversation(p) for p in rows["prompts"]],
                                        "images": [[im] for im in rows["images"]]})
+
+
+def grpo_dataset(questions: datasets.Dataset, rows: dict[str, list]) -> datasets.Dataset:
+    """GRPO's data: the questions (:func:`prompts_dataset` of ``rows``) with each puzzle's ``correct`` positions
+    and grid (for the rewards)."""
+    for column in ("correct", "rows", "cols"):
+        questions = questions.add_column(column, rows[column])
+    return questions
 
 
 def sft_dataset(questions: datasets.Dataset, answers: np.ndarray) -> datasets.Dataset:
@@ -368,18 +369,18 @@ def kl_section(config: Config) -> dict[str, Any]:
 _SETS: dict[str, tuple] = {}  # by fingerprint, per process: a worker measures many runs on the same sets
 
 
-def _sets(job: Job):
-    """What a point of ``job`` is measured on (its form's test questions, the prior subset, the start's KL
-    samples), the form's training questions, and where the start's point is cached."""
-    config, form = job.config, job.form
-    scored_on = {"start": job.start.fingerprint, "form": form, "freedom": config["freedom"], "kl": kl_section(config),
+def _sets(config: Config, form: str, start_: finetuning.Start):
+    """What the points of ``form``'s runs from ``start_`` are measured on (the form's test questions, the prior
+    subset, the start's KL samples), where the start's point is cached, and the form's training questions
+    (as :func:`rows_of` and as :func:`prompts_dataset`)."""
+    scored_on = {"start": start_.fingerprint, "form": form, "freedom": config["freedom"], "kl": kl_section(config),
                  "world": config["world"], "jigsaw": config["jigsaw"]}
     key = stages.fingerprint(scored_on)
     if key not in _SETS:
         test, train = rows_of(puzzles(config, "test"), form), rows_of(puzzles(config, "train"), form)
         prior = prior_subset(config)
         points = config.run_dir / "freedom" / "start_points"
-        kl = divergence.load_or_sample(points / f"kl-{key}.pt", job.start.dir, kl_section(config),
+        kl = divergence.load_or_sample(points / f"kl-{key}.pt", start_.dir, kl_section(config),
                                        (test["images"], test["prompts"]), divergence.questions(prior, with_images=True))
         _SETS[key] = test, prior, kl, points / f"{key}.json", train, prompts_dataset(train)
     return _SETS[key]
@@ -394,12 +395,12 @@ def execute(job: Job) -> dict[str, Any]:
         shutil.rmtree(job.out)
     model, processor = modeling.load_checkpoint(job.start.dir)
     model.eval()
-    test, prior, kl, start_cache, train, questions = _sets(job)
+    test, prior, kl, start_cache, train, questions = _sets(job.config, job.form, job.start)
     curve = trainers.CurveCallback(partial(evaluate, processor=processor, test=test, prior_sets=prior, kl=kl),
                                    job.cfg["eval_every"], job.out / trainers.CURVES_FILE, start_cache=start_cache)
     rng = np.random.default_rng([job.seed, 9])
     if job.arm == "rft":
-        trainers.train("rft", job.start.dir, grpo_dataset(train), job.cfg, job.out, job.seed, [curve], save_model=False,
+        trainers.train("rft", job.start.dir, grpo_dataset(questions, train), job.cfg, job.out, job.seed, [curve], save_model=False,
                        reward_funcs=[acc_reward, fmt_reward], progress=False)
     elif job.arm == "sft_self_iter":
         _iterate(job, model, processor, train, questions, curve, rng)
@@ -450,9 +451,9 @@ def _iterate(job: Job, model, processor, train: dict[str, list], questions: data
         shutil.rmtree(job.out / f"epoch{epoch}")
     clock["evaluation"] = clock.get("evaluation", 0.0) + curve.seconds
     final = {k: v for k, v in curve.points[-1].items() if k != "step"}
-    results_ = {"steps": job.cfg["steps"], "train_time_s": seconds + curve.seconds, **final,
+    record = {"steps": job.cfg["steps"], "train_time_s": seconds + curve.seconds, **final,
                 "time_s": {k: round(v, 2) for k, v in clock.items()}}
-    (job.out / trainers.METRICS_FILE).write_text(json.dumps(results_))
+    results.write_json_atomic(job.out / trainers.METRICS_FILE, record)
 
 
 def run_all(config: Config, start_: finetuning.Start, seeds: Sequence[int]) -> dict[str, dict[str, dict[tuple, Any]]]:
@@ -467,7 +468,7 @@ def run_all(config: Config, start_: finetuning.Start, seeds: Sequence[int]) -> d
             for lr, seed in dict.fromkeys(keys):
                 jobs[(form, arm, lr, seed)] = plan(config, arm, form, seed, start_, lr)
     for form in config["freedom"]["forms"]:  # sample the start's KL completions once, before the workers read them
-        _sets(next(job for key, job in jobs.items() if key[0] == form))
+        _sets(config, form, start_)
     done = {key: job.finished() for key, job in jobs.items()}
     # GRPO's runs take longest: started first, so that no core waits alone on one at the end
     pending = {key: job for key, job in sorted(jobs.items(), key=lambda kv: kv[1].arm != "rft") if done[key] is None}
@@ -488,15 +489,13 @@ def start_measures(config: Config, start_: finetuning.Start) -> dict[str, dict[s
     model.eval()
     out = {}
     for form in config["freedom"]["forms"]:
-        job = plan(config, arms(form)[0], form, 0, start_, config["freedom_sft"]["learning_rate"])
-        test, prior, kl, cache = _sets(job)[:4]
+        test, prior, kl, cache = _sets(config, form, start_)[:4]
         if cache.exists():
             point = json.loads(cache.read_text())
         else:
             with torch.no_grad():
                 point = {"step": 0, **evaluate(model, processor, test, prior, kl)}
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(point))
+            results.write_json_atomic(cache, point)
         tiles = test["rows"][0] * test["cols"][0]
         out[form] = point | spread(candidate_logprobs(model, processor, test["images"], test["prompts"], tiles),
                                    test["correct"])
@@ -510,10 +509,10 @@ def start_measures(config: Config, start_: finetuning.Start) -> dict[str, dict[s
 def points(runs: dict[str, dict[tuple, Any]]) -> list[dict[str, Any]]:
     """The frontier points of one form's runs (``{arm: {(lr, seed): run}}``), with ``canonical``."""
     out = []
-    for arm, by_key in runs.items():
-        for p in frontiers.points_from_runs(SETTING, arm, by_key, "task_acc"):
-            curve = next(c for c in by_key[(p["lr"], p["seed"])]["curves"] if c["step"] == p["step"])
-            out.append(p | {"canonical": curve.get("canonical", float("nan"))})
+    for arm, by_key in runs.items():  # points_from_runs keeps the runs' and their curves' order
+        curves = [c for run in by_key.values() for c in run["curves"]]
+        out += [p | {"canonical": c.get("canonical", float("nan"))}
+                for p, c in zip(frontiers.points_from_runs(SETTING, arm, by_key, "task_acc"), curves, strict=True)]
     return out
 
 

@@ -32,7 +32,7 @@ METHODS: tuple[Method, ...] = (
     Method("base", "Base", None, ("vision", "text"), "#949494"),                     # grey
     Method("start", "Start", None, ("vision",), "#ca9161"),                          # brown
     Method("sft_gt", "SFT-Non-Rea", "gt", ("vision", "text"), "#d55e00"),            # vermilion
-    Method("rft", "RFT", None, ("vision", "text", "freedom"), "#0173b2"),                       # blue
+    Method("rft", "RFT", None, ("vision", "text", "freedom"), "#0173b2"),            # blue
     Method("sft_teacher", "SFT-Rea-teacher", "teacher", ("vision", "text"), "#de8f05"),  # orange
     Method("sft_rft_rollouts", "SFT-Rea-GRPO-Rollout", "rft_rollouts", ("vision", "text"), "#029e73"),  # green
     Method("sft_early_rollouts", "SFT-early-rollouts", "early_rollouts", ("vision",), "#cc78bc"),  # pink

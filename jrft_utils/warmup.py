@@ -66,7 +66,7 @@ def corpus(config: Config):
 def replay(config: Config, data, rng: np.random.Generator):
     """Samples of the base's pretraining corpus (drawn with ``rng`` from the corpus of ``run.base_seed``) in
     the columns of the SFT dataset ``data``, as many as make up the share ``start.replay`` of ``data`` and
-    them together; ``None`` when that share is 0."""
+    the samples together; ``None`` when that share is 0."""
     share = config["start"]["replay"]
     n_replay = round(len(data) * share / (1 - share))
     if n_replay == 0:

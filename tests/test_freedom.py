@@ -4,9 +4,8 @@ habit, and claim 12's judge on hand-made matched drops."""
 
 import numpy as np
 import pytest
-import torch
 
-from jrft_utils import claims, freedom, jigsaw, modeling, profiles, template, world
+from jrft_utils import claims, dynamics, finetuning, freedom, jigsaw, modeling, profiles, template, world
 from jrft_utils.profiles import ProfileError
 
 ANSWER = [2, 0, 3, 1]  # position p shows original tile ANSWER[p]; the original top row is tiles 0 and 1
@@ -91,7 +90,7 @@ def test_oracle_of_a_model_is_exact_over_its_enumerated_answers():
     images = [world.build_test_sets(2, 84)["vqa"][i]["image"] for i in range(2)]
     prompts = [freedom.prompt("free", 2, 2)] * 2
     logprobs = freedom.candidate_logprobs(model, processor, images, prompts, 4)
-    by_hand = freedom.dynamics.sequence_logprob(
+    by_hand = dynamics.sequence_logprob(
         model, processor, [{"image": images[1], "prompt": prompts[1], "completion": freedom.completion(a)} for a in range(4)])
     assert np.allclose(logprobs[1], by_hand.numpy())
     assert (np.exp(logprobs).sum(1) <= 1).all()  # four of the model's disjoint completions
@@ -136,7 +135,7 @@ def test_arms_and_profile_knobs():
     with pytest.raises(ProfileError, match="solved"):
         profiles.resolve("smoke", freedom={"solved": 1.5})
     config = profiles.resolve("smoke")
-    start = freedom.finetuning.Start(config.run_dir / "start", "x")
+    start = finetuning.Start(config.run_dir / "start", "x")
     with pytest.raises(ValueError, match="not run on the unique form"):
         freedom.plan(config, "sft_two", "unique", 0, start, 3e-4)
 
