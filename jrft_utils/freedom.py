@@ -22,7 +22,7 @@ be enumerated and its probability under a model computed exactly (:func:`candida
     sft_self       one draw from the oracle's q per puzzle, kept for every epoch (SFT on the start's
                    correct samples)
     sft_self_iter  the same, drawn afresh each epoch from the current model (iterative self-SFT)
-    rft            GRPO with rewards acc (the answer is in C(x)) + fmt, no KL term
+    rft            GRPO with rewards acc (the answer is in C(x)) + fmt, KL anchor beta to the start
 
 Every SFT arm sees each training puzzle once an epoch; at each visit its answer is drawn from ``q``, so the
 expected gradient is the soft-target gradient. On the unique form every ``q`` is the one correct answer:

@@ -48,17 +48,24 @@ def curves_frame(runs: dict[str, list[dict]], **labels: str) -> pd.DataFrame:
 def plot_curves(frame: pd.DataFrame, metrics: list[str], hue: str = "method", title: str = "",
                 col_wrap: int = 3) -> plt.Figure:
     """One panel per metric: value against training step, mean over runs (seeds) with a +-1 sd band.
-    ``hue`` is a column of methods (display names or keys) or corpora, coloured as the registry says."""
+    ``hue`` is a column of methods (display names or keys) or corpora, coloured as the registry says. A
+    dashed line marks each metric's value at step 0 (the checkpoint every run starts from), so that what a
+    method costs is visible from its first point on."""
     data = frame[frame["metric"].isin(metrics)]
+    at_start = data[data["step"] == 0].groupby("metric")["value"].mean()
     grid = sns.relplot(data=data, x="step", y="value", hue=hue, col="metric", col_order=metrics, kind="line",
                        errorbar="sd", marker="o", col_wrap=min(col_wrap, len(metrics)), height=2.8,
                        aspect=1.2, facet_kws={"sharex": False, "sharey": True}, palette=methods.palette(data[hue]))
     grid.set_titles("{col_name}")
+    for metric, ax in grid.axes_dict.items():
+        if metric in at_start:
+            ax.axhline(at_start[metric], color="grey", ls="--", lw=1, zorder=0)
     grid.set_axis_labels("training step", "accuracy (held-out)")
     grid.set(ylim=(-0.03, 1.03))
     # the legend in one row under the panels: on the right, seaborn's legend overlapped the last panel
     sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=data[hue].nunique(), frameon=False,
-                    title=f"{hue} (line: mean, band: ± 1 sd over seeds)")
+                    title=f"{hue} (line: mean, band: ± 1 sd over seeds"
+                          + ("; dashed: step 0, the checkpoint every run starts from)" if len(at_start) else ")"))
     grid.tight_layout()
     if title:
         grid.figure.suptitle(title, y=1.03)
@@ -66,10 +73,12 @@ def plot_curves(frame: pd.DataFrame, metrics: list[str], hue: str = "method", ti
 
 
 def plot_frontier(points: list[dict[str, Any]], start_prior: float, title: str = "Forgetting frontier",
-                  xlabel: str = "new-task exact accuracy (held-out)", levels: Sequence[float] = ()) -> plt.Figure:
-    """Prior knowledge kept (mean prior accuracy / the start's) against new-task exact accuracy: every
-    curve point of every run (``points``, :mod:`jrft_utils.frontiers` points) faint, each arm's Pareto
-    frontier as a line, colour per method; dotted verticals at the matched ``levels``."""
+                  xlabel: str = "new-task exact accuracy (held-out)", levels: Sequence[float] = (),
+                  reference: str = "start") -> plt.Figure:
+    """Prior knowledge kept (mean prior accuracy / the ``reference`` checkpoint's, the one every run
+    fine-tunes: the start, or the text setting's base) against new-task exact accuracy: every curve point of
+    every run (``points``, :mod:`jrft_utils.frontiers` points) faint, each arm's Pareto frontier as a line,
+    colour per method; dotted verticals at the matched ``levels``."""
     scale = start_prior if start_prior > 0 else 1.0  # a start that knows nothing (smoke): plain accuracy
     frame = pd.DataFrame(points)
     frame = frame.assign(kept=frame["prior_mean"] / scale, method=[methods.name(a) for a in frame["arm"]])
@@ -83,8 +92,9 @@ def plot_frontier(points: list[dict[str, Any]], start_prior: float, title: str =
                 color=methods.colour(arm), label=f"{methods.name(arm)} ({len(arm_points)} points)")
     for level in levels:
         ax.axvline(level, color="grey", ls=":", lw=1)
-    ax.axhline(1.0, color="grey", ls="--", lw=1, label="start")
-    ylabel = "prior knowledge kept (fraction of the start's)" if start_prior > 0 else "mean prior accuracy"
+    ax.axhline(1.0, color=methods.colour(reference), ls="--", lw=1, label=methods.name(reference))
+    ylabel = (f"prior knowledge kept (fraction of the {methods.name(reference).lower()}'s)" if start_prior > 0
+              else "mean prior accuracy")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(-0.03, 1.03))
     ax.legend(loc="lower left", fontsize=8, title="Pareto frontier; faint: every checkpoint", title_fontsize=8)
     return fig
@@ -100,22 +110,37 @@ def plot_rollout_rewards(rollouts: pd.DataFrame, title: str = "RFT rollouts") ->
     return fig
 
 
+def _tilt_labels(ax: plt.Axes) -> None:
+    """Tilt the x tick labels so that long corpus names do not run into each other."""
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
+
+
 def _corpus_order(corpora: pd.Series) -> list[str]:
     """The registry's corpora present in ``corpora``, in registry order."""
     return [c for c in methods.corpora() if c in set(corpora)]
 
 
 def plot_first_order(check: pd.DataFrame) -> plt.Figure:
-    """Measured against first-order-predicted change of log-probability, one colour per step size."""
+    """Measured against first-order-predicted change of log-probability, one colour per step size (the
+    legend in increasing order)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    data = check.assign(step=check["lr"].map(lambda v: f"lr {v:g}"))
-    sns.scatterplot(data=data, x="predicted", y="measured", hue="step", s=50, ax=ax)
+    data = check.assign(step=check["lr"].map(lr_label))
+    order = [lr_label(v) for v in sorted(check["lr"].unique())]
+    sns.scatterplot(data=data, x="predicted", y="measured", hue="step", hue_order=order, s=50, ax=ax)
     lim = max(data["predicted"].abs().max(), data["measured"].abs().max()) * 1.1
     ax.plot([-lim, lim], [-lim, lim], color="grey", ls="--", lw=1, label="measured = predicted")
-    ax.set(xscale="symlog", yscale="symlog", xlabel="first-order prediction  η⟨∇log π(x_v), ∇log π(x_u)⟩",
+    # symmetric log axes, linear within a hundredth of the largest change, so that their ticks fall on decades
+    ax.set_xscale("symlog", linthresh=lim / 100)
+    ax.set_yscale("symlog", linthresh=lim / 100)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="first-order prediction  η⟨∇log π(x_v), ∇log π(x_u)⟩",
            ylabel="measured Δ log π(x_v) after one SGD step", title="The eNTK prediction against a real step")
     ax.legend(fontsize=8)
     return fig
+
+
+def lr_label(lr: float) -> str:
+    """A learning rate as every figure writes it (``lr 3e-04``)."""
+    return f"lr {lr:.0e}"
 
 
 def plot_corpus_bars(frame: pd.DataFrame, metrics: list[str], labels: dict[str, str]) -> plt.Figure:
@@ -124,9 +149,10 @@ def plot_corpus_bars(frame: pd.DataFrame, metrics: list[str], labels: dict[str, 
     order = _corpus_order(frame["corpus"])
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         sns.barplot(data=frame, x="corpus", y=metric, order=order, hue="corpus", hue_order=order,
-                    palette=methods.palette(order), legend=False, errorbar="sd", ax=ax)
+                    palette=methods.palette(order), legend=False, errorbar="sd", saturation=1, ax=ax)
         sns.stripplot(data=frame, x="corpus", y=metric, order=order, color="black", size=4, ax=ax)
         ax.set(title=labels.get(metric, metric), xlabel="SFT corpus", ylabel=metric)
+        _tilt_labels(ax)
     fig.supxlabel("bar: mean ± 1 sd over seeds; dot: one seed", fontsize=9)
     return fig
 
@@ -152,14 +178,18 @@ def plot_symmetry(sym: dict[str, np.ndarray]) -> plt.Figure:
     return fig
 
 
-def plot_nll_distributions(tokens: pd.DataFrame) -> plt.Figure:
-    """Distribution of per-token NLL under the base model, one box per corpus (log scale)."""
+def plot_nll_distributions(tokens: pd.DataFrame, reference: str = "the start") -> plt.Figure:
+    """Distribution of per-token NLL under ``reference`` (the model it was measured with), one box per
+    corpus (log scale; box: quartiles, whiskers: 1.5 IQR)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     order = _corpus_order(tokens["corpus"])
     sns.boxplot(data=tokens.assign(nll=tokens["token NLL"] + 1e-4), x="corpus", y="nll", order=order, ax=ax,
-                hue="corpus", hue_order=order, palette=methods.palette(order), legend=False, showfliers=False)
-    ax.set(yscale="log", xlabel="SFT corpus", ylabel="per-token NLL under the base (nats, log scale)",
-           title="How likely each corpus is under the base model")
+                hue="corpus", hue_order=order, palette=methods.palette(order), legend=False, showfliers=False,
+                saturation=1)
+    ax.set(yscale="log", xlabel="SFT corpus (box: quartiles; whiskers: 1.5 IQR)",
+           ylabel=f"per-token NLL under {reference} (nats, log scale)",
+           title=f"How likely each corpus is under {reference}")
+    _tilt_labels(ax)
     return fig
 
 
@@ -357,7 +387,7 @@ def convention_figure(puzzle: jigsaw.Puzzle) -> plt.Figure:
 
 
 def gallery_figure(puzzles_by_split: dict[str, Sequence[jigsaw.Puzzle]], per_split: int = 6) -> plt.Figure:
-    """A grid of shuffled puzzles, one row per split, each titled with its source and answer."""
+    """A grid of shuffled puzzles, one row per split, each titled with its split, its source and its answer."""
     splits = list(puzzles_by_split)
     fig, axes = plt.subplots(len(splits), per_split, figsize=(1.9 * per_split, 2.2 * len(splits)), squeeze=False)
     for i, split in enumerate(splits):
@@ -367,5 +397,5 @@ def gallery_figure(puzzles_by_split: dict[str, Sequence[jigsaw.Puzzle]], per_spl
             if j < len(puzzles_by_split[split]):
                 p = puzzles_by_split[split][j]
                 ax.imshow(p.image)
-                ax.set_title(f"{split}: {p.source}\n{p.answer_text}", fontsize=8)
+                ax.set_title(f"{split}: {p.source}\nanswer {p.answer_text}", fontsize=8)
     return fig

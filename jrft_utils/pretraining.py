@@ -184,7 +184,7 @@ def pretrain_language(model, processor, samples: list[dict[str, Any]], cfg: dict
     ``cfg``, the vision tower frozen when ``cfg["freeze_vision"]``; leaves the model in eval mode, its
     processor padding on the left. Returns the loss log (times from the stage's start) and its wall time."""
     # the SFT stage trains the projector and the decoder on the vision stage's frozen tower, as LLaVA's
-    # instruction tuning does (freeze_vision); later stages train every weight
+    # instruction tuning does (freeze_vision); fine-tuning later freezes the image side too (sft/rft.freeze_vision)
     model.model.vision_tower.requires_grad_(not cfg["freeze_vision"])
     torch.manual_seed(seed)
     log = trainers.LossLog()

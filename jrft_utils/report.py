@@ -1,7 +1,12 @@
-"""The README's results block, generated from ``figures/summary.json`` (the committed cpu run).
+"""The generated parts of the README and of ``docs/findings.md``, from ``figures/summary.json`` (the
+committed cpu run): each lies between a pair of markers (:data:`BLOCKS`) and is rewritten whole.
 
-    python -m jrft_utils.report          # rewrite the block between the markers in README.md
-    python -m jrft_utils.report --check  # exit 1 when the README is stale (the tests do this)
+    python -m jrft_utils.report          # rewrite every block
+    python -m jrft_utils.report --check  # exit 1 when a block is stale (the tests do this)
+
+The README gets what this reproduction found (each claim's verdict, :func:`render_found`), the results
+(:func:`render`) and each notebook's time and memory (:func:`render_timing`); the findings get the
+committed run's facts and numbers (:func:`render_committed`).
 """
 
 from __future__ import annotations
@@ -12,12 +17,26 @@ import sys
 
 import numpy as np
 
-from jrft_utils import methods, profiles
+from jrft_utils import claims, methods, profiles
 
 README = profiles.REPO_ROOT / "README.md"
+FINDINGS = profiles.REPO_ROOT / "docs" / "findings.md"
 SUMMARY = profiles.REPO_ROOT / "figures" / "summary.json"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 CAPS = ("grounding", "ocr", "vqa", "hallucination", "reasoning")
+# each claim in a few words, for the README's first lines (the full texts: paper.CLAIMS, claims.BEYOND)
+TITLES = {1: "the base cannot solve jigsaws and fine-tuning teaches it",
+          2: "SFT learns in far fewer steps than RFT",
+          3: "SFT on answers forgets catastrophically",
+          4: "RFT barely forgets",
+          5: "forgetting follows the data (answers >> teacher > RFT rollouts ~ RFT)",
+          6: "the LBK magnitude orders the corpora",
+          7: "RFT rollouts are the likeliest corpus under the model",
+          8: "early-RFT rollouts already forget little",
+          9: "the same ordering in a text-only model",
+          10: "forgetting follows the forward KL (vision)",
+          11: "forgetting follows the forward KL (text)",
+          12: "with several correct answers RFT forgets less"}
+VERDICTS = (("yes", "Reproduced"), ("partial", "Partly"), ("no", "Not reproduced"))
 
 
 def _cell(values, scale: float = 100.0, fmt: str = ".1f") -> str:
@@ -104,30 +123,110 @@ def _corpora_rows(corpora: dict, label: str, reference: str) -> list[str]:
         f"{_cell(c.get('nll_base', []), 1.0, '.3g')} |" for name, c in corpora.items()]
 
 
-def updated_readme(text: str, summary: dict) -> str:
-    """``text`` with the block between the markers replaced by :func:`render` of ``summary``."""
-    if START not in text or END not in text:
-        raise ValueError(f"README.md lacks the markers {START} / {END}")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{render(summary)}\n{END}{tail}"
+def render_found(summary: dict) -> str:
+    """What this reproduction found, claim by claim: the claims grouped by verdict, and the headline
+    comparison at matched accuracy (vision), all from ``summary``."""
+    judged = summary.get("claims", [])
+    if not judged:
+        return "*No results yet: run `make reproduce`.*"
+    lines = [f"**What this reproduction found** (profile `{summary['profile']}`, seeds {summary['seeds']}; each "
+             "verdict computed from `figures/summary.json`, claim numbers as in the table below):", ""]
+    for verdict, label in VERDICTS:
+        named = [f"{c['id']} {TITLES.get(c['id'], c['text'])}" for c in judged if c["reproduced"] == verdict]
+        if named:
+            lines.append(f"- **{label}:** " + "; ".join(named) + ".")
+    entry = summary.get("matched", {}).get("vision", {})
+    drops = entry.get("drop", {})
+    if entry.get("levels") and drops.get("rft") and drops.get("sft_gt"):
+        level, rft, sft = entry["levels"][-1], drops["rft"][-1], drops["sft_gt"][-1]
+        if rft is not None and sft is not None:
+            ran = summary["methods"]
+            lines.append(f"- **Matched or not:** at {100 * level:.1f} % exact (RFT's best point) RFT lost {100 * rft:.1f} "
+                         f"points of prior knowledge from the start and SFT on answers {100 * sft:.1f}; at the "
+                         f"paper's shared recipe RFT lost {100 * claims.prior_drop(summary, 'rft'):.1f} reaching "
+                         f"{100 * np.mean(ran['rft']['jigsaw_acc']):.1f} % exact, SFT on answers "
+                         f"{100 * claims.prior_drop(summary, 'sft_gt'):.1f} reaching "
+                         f"{100 * np.mean(ran['sft_gt']['jigsaw_acc']):.1f} %.")
+    return "\n".join(lines)
+
+
+def render_timing(summary: dict) -> str:
+    """Each notebook's wall time and peak memory (kernel and workers) in the committed run."""
+    timing = summary.get("timing", {})
+    if not timing.get("notebooks"):
+        return "*No timing recorded yet: run `make reproduce`.*"
+    memory = timing.get("memory_gb", {})
+    machine = summary.get("machine", {})
+    lines = [f"Each notebook in the committed run (`{summary['profile']}` profile, {len(summary['seeds'])} seeds, "
+             f"{machine.get('threads', 2)} threads on {machine.get('cpu', 'an unrecorded CPU')}; total "
+             f"{summary['wall_time_s'] / 60:.0f} min; memory: the peak resident memory of the notebook's kernel "
+             "and its workers together, sampled every 0.5 s):", "",
+             "| notebook | time (min) | peak memory (GB) |", "|---|---|---|"]
+    lines += [f"| `{name}` | {seconds / 60:.1f} | {memory[name]:.2f} |" if name in memory else
+              f"| `{name}` | {seconds / 60:.1f} | – |" for name, seconds in timing["notebooks"].items()]
+    return "\n".join(lines)
+
+
+def render_committed(summary: dict) -> str:
+    """The committed run for the findings: what ran where, and each method's numbers (mean over seeds)."""
+    if not summary.get("methods"):
+        return "*No committed run yet: run `make reproduce`.*"
+    machine = summary.get("machine", {})
+    ref = claims.reference(summary)
+    start = np.mean([v for v in summary["methods"][ref]["prior"]["mean"] if v is not None])
+    lines = ["| run | |", "|---|---|",
+             f"| profile, seeds | `{summary['profile']}`, {summary['seeds']} |",
+             f"| machine | {machine.get('cpu', '?')}, {machine.get('cpu_capability', '?')} kernels, torch "
+             f"{machine.get('torch', '?')}, {machine.get('threads', '?')} threads |",
+             f"| wall time | {summary.get('wall_time_s', 0) / 60:.0f} min |",
+             f"| claims | " + ", ".join(f"{sum(c['reproduced'] == v for c in summary.get('claims', []))} {label.lower()}"
+                                        for v, label in VERDICTS) + " |", "",
+             f"| method (shared recipe) | jigsaw exact (%) | prior mean (%) | drop from the {methods.name(ref).lower()} (points) |",
+             "|---|---|---|---|"]
+    for key, m in summary["methods"].items():
+        prior = [v for v in m["prior"]["mean"] if v is not None]
+        lines.append(f"| {methods.name(key)} | {_cell(m['jigsaw_acc'])} | {_cell(prior)} | "
+                     f"{100 * (start - np.mean(prior)):.1f} |")
+    return "\n".join(lines)
+
+
+# (file, marker name, renderer): every generated block
+BLOCKS = ((README, "found", render_found), (README, "results", render), (README, "timing", render_timing),
+          (FINDINGS, "committed-run", render_committed))
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    """``text`` with the block between ``<!-- name:start -->`` and ``<!-- name:end -->`` replaced by ``body``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"the markers {start} / {end} are missing")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jrft_utils.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")
     args = parser.parse_args(argv)
     summary = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
-    text = README.read_text()
-    new = updated_readme(text, summary)
-    if args.check:
-        if new != text:
-            print("README.md is stale: run `python -m jrft_utils.report`", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new)
-    print(f"updated {README}")
+    stale = []
+    for path in dict.fromkeys(path for path, _, _ in BLOCKS):
+        text = path.read_text()
+        new = text
+        for _, name, renderer in (b for b in BLOCKS if b[0] == path):
+            new = replace_block(new, name, renderer(summary))
+        if new == text:
+            continue
+        if args.check:
+            stale.append(path.name)
+        else:
+            path.write_text(new)
+            print(f"updated {path}")
+    if stale:
+        print(f"{', '.join(stale)} stale: run `python -m jrft_utils.report`", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,15 +6,17 @@
     python -m jrft_utils.reproduce --profile cpu --only 05 --force  # execute it even if unchanged
     python -m jrft_utils.reproduce --profile cpu --rebuild-base      # pretrain the bases, not data/'s
 
-Executed copies go to ``runs/<profile>/notebooks/``; with ``--seeds`` or ``-p`` (changed knobs) to
+Executed copies go to ``runs/<profile>/notebooks/``, and for the reproduction (a profile that writes to the
+repository's ``figures/``, run with its own settings) also to ``notebooks/executed/``, outputs kept, to be
+committed with the results; with ``--seeds`` or ``-p`` (changed knobs) to
 ``runs/<profile>/variants/runner-<key>/notebooks/``, and each notebook then writes its figures and summary
 beside its runs (its first cell prints where), never over the reproduction's. A notebook is a stage too: one whose cells,
 parameters and package source are unchanged, and whose upstream notebooks (the lower-numbered ones) were
 not executed again since it ran, is reused (its executed copy and figures are kept) unless ``--force``.
 Inside the notebooks, each training stage has its own cache, so a notebook that is executed again redoes
 only what changed. A run that executes every notebook stores its wall time, each notebook's seconds, the
-fine-tuning runs' seconds per stage (:func:`stage_times`) and the peak memory of a notebook kernel (``timing``)
-in the summary, and prints them with the run folder's size. The run stops at the first
+fine-tuning runs' seconds per stage (:func:`stage_times`) and each notebook's peak memory, its kernel and
+workers together (:class:`MemoryWatch`), in the summary (``timing``), and prints them with the run folder's size. The run stops at the first
 failing notebook and prints the failing cell's error and the executed copy's path. Bad input (unknown profile, notebook or
 parameter) is a one-line error with exit status 2; a failing notebook exits with status 1.
 """
@@ -25,8 +27,9 @@ import argparse
 import ast
 import hashlib
 import json
-import resource
+import shutil
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ import nbformat
 from jrft_utils import profiles, results, stages
 
 NOTEBOOKS_DIR = profiles.REPO_ROOT / "notebooks"
+EXECUTED = "executed"  # the reproduction's executed copies: NOTEBOOKS_DIR / EXECUTED
 
 
 class RunnerError(Exception):
@@ -137,6 +141,18 @@ def execute(nb: Notebook, params: dict[str, Any], out_dir: Path) -> Path:
     return executed
 
 
+def published_dir(config: profiles.Config, knobs: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR) -> Path | None:
+    """Where the reproduction's executed copies are kept to be committed (``notebooks/executed/``): for a
+    profile that writes its figures into the repository, run with its own settings; else None."""
+    return notebooks_dir / EXECUTED if config.sections["run"]["figures_dir"] and not knobs else None
+
+
+def publish(executed: Path, folder: Path) -> Path:
+    """Copy the executed notebook ``executed`` into ``folder`` (created if missing); return the copy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(executed, folder / executed.name))
+
+
 def package_fingerprint() -> str:
     """A hash of the package's source: every notebook is executed again when any of it changes."""
     root = profiles.REPO_ROOT / "jrft_utils"
@@ -168,6 +184,38 @@ def reusable(nb: Notebook, inputs: dict[str, Any], out_dir: Path, figures: Path)
 def figure_stamps(figures: Path) -> dict[str, int]:
     """Modification times of the files in the folder ``figures``, by name."""
     return {f.name: f.stat().st_mtime_ns for f in figures.iterdir() if f.is_file()}
+
+
+class MemoryWatch:
+    """The peak resident memory (GB) of this process's children and their children (a notebook's kernel
+    and its workers), summed at each sample, sampled every ``every`` seconds while in the ``with`` block."""
+
+    def __init__(self, every: float = 0.5):
+        self.every, self.peak_gb = every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # it ended between the listing and the reading
+                    pass
+            self.peak_gb = max(self.peak_gb, total / 2**30)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def folder_size(path: Path) -> int:
@@ -224,9 +272,11 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     # with changed knobs, the executed copies go beside the reproduction's, as the notebooks' figures do
     out_dir = (config.run_dir / "variants" / f"runner-{stages.fingerprint(knobs)[:8]}" if knobs
                else config.run_dir) / "notebooks"
+    published = published_dir(config, knobs, notebooks_dir)
     package = package_fingerprint()
     reused = 0
     times: dict[str, float] = {}
+    memory: dict[str, float] = {}
     t0, began = time.perf_counter(), time.time()
     for i, (nb, params) in enumerate(steps, 1):
         inputs = notebook_inputs(nb, params, [e for e in notebooks if e.number < nb.number], out_dir, package)
@@ -234,19 +284,25 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
             print(f"[{i}/{len(steps)}] {nb.path.name}  unchanged since its last run: reused "
                   f"({out_dir / nb.path.name}; --force executes it again)", flush=True)
             reused += 1
+            if published and not (published / nb.path.name).exists():
+                publish(out_dir / nb.path.name, published)
             continue
         print(f"[{i}/{len(steps)}] {nb.path.name}  {params}", flush=True)
         stages.forget(out_dir / nb.path.stem)
         before = figure_stamps(config.figures_dir)
         t1 = time.perf_counter()
         try:
-            executed = execute(nb, params, out_dir)
+            with MemoryWatch() as watch:
+                executed = execute(nb, params, out_dir)
         except pm.PapermillExecutionError as err:
             print(f"FAILED {nb.path.name} after {time.perf_counter() - t1:.0f} s: {err.ename}: {err.evalue}",
                   file=sys.stderr)
             print(f"executed notebook: {out_dir / nb.path.name}", file=sys.stderr)
             return 1
         took = times[nb.path.stem] = time.perf_counter() - t1
+        memory[nb.path.stem] = watch.peak_gb
+        if published:
+            publish(executed, published)
         written = sorted(name for name, stamp in figure_stamps(config.figures_dir).items() if before.get(name) != stamp)
         stages.mark_done(out_dir / nb.path.stem, inputs,
                          {"execution": uuid.uuid4().hex, "figures": written, "time_s": round(took, 1)})
@@ -257,16 +313,20 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
         print("time per notebook: " + ", ".join(f"{name} {took:.0f} s" for name, took in times.items()), flush=True)
     if stage_seconds:
         print("seconds of the fine-tuning runs, summed per stage:\n" + stage_table(stage_seconds), flush=True)
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # kB -> GB (Linux)
+    if memory:
+        print("peak memory per notebook (kernel and workers): "
+              + ", ".join(f"{name} {gb:.2f} GB" for name, gb in memory.items()), flush=True)
+    peak_gb = max(memory.values(), default=0.0)
     machine = results.machine()
-    memory = f"peak memory of a notebook kernel {peak_gb:.2f} GB; " if reused < len(steps) else ""
-    print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min; {reused} reused); {memory}"
+    peak = f"peak memory of a notebook {peak_gb:.2f} GB; " if memory else ""
+    print(f"all {len(steps)} notebooks done in {wall:.0f} s ({wall / 60:.1f} min; {reused} reused); {peak}"
           f"run folder {folder_size(config.run_dir) / 1e9:.2f} GB; "
           f"kernels {machine['cpu_capability']}", flush=True)
     if len(steps) == len(notebooks) and not reused and not knobs:  # the wall time of executing every notebook
         results.record_fields(config, wall_time_s=wall, machine=machine,
                               timing={"notebooks": {k: round(v, 1) for k, v in times.items()},
-                                      "stages": stage_record(stage_seconds), "peak_rss_gb": round(peak_gb, 2)})
+                                      "stages": stage_record(stage_seconds), "peak_rss_gb": round(peak_gb, 2),
+                                      "memory_gb": {k: round(v, 2) for k, v in memory.items()}})
     return 0
 
 

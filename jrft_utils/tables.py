@@ -66,12 +66,14 @@ def method_points(setting: str, arm: str, runs: dict[str, Any], main_rate: float
 def matched_table(points: list[dict[str, Any]], start_prior: float, names: dict[str, str],
                   reference: str = "rft") -> pd.DataFrame:
     """Prior-knowledge points (%) each arm loses from ``start_prior`` at the new-task accuracies it is
-    matched at (:func:`frontiers.matched_levels` of the ``reference`` arm: its best accuracy and fractions of
-    it), read off its Pareto frontier; ``names`` maps arm keys to column names. Empty cells: not reached."""
-    levels = frontiers.matched_levels(frontiers.by_arm(points), reference)
-    drops = frontiers.matched(points, start_prior, list(names), levels)["drop"]
-    return pd.DataFrame({names[arm]: [None if d is None else 100 * d for d in drop] for arm, drop in drops.items()},
-                        index=pd.Index([f"{100 * level:.1f}" for level in levels], name="new-task exact (%)"))
+    matched at (those of :func:`frontiers.compare`, as the summary and the frontier figure have them: the
+    ``reference`` arm's best accuracy and fractions of it, above the start's), read off its Pareto frontier;
+    ``names`` maps arm keys to column names. Empty cells: not reached."""
+    entry = frontiers.compare(points, start_prior, reference)
+    unreached = [None] * len(entry["levels"])
+    return pd.DataFrame({name: [None if d is None else 100 * d for d in entry["drop"].get(arm, unreached)]
+                         for arm, name in names.items()},
+                        index=pd.Index([f"{100 * level:.1f}" for level in entry["levels"]], name="new-task exact (%)"))
 
 
 def main_table(methods: dict[str, dict[int, dict[str, Any]]], accuracy: str = "jigsaw_acc",

@@ -61,6 +61,8 @@ def test_smoke_summary_follows_the_contract(smoke_run):
     assert set(summary["timing"]["notebooks"]) == {nb.path.stem for nb in reproduce.discover()}
     assert sum(summary["timing"]["notebooks"].values()) <= summary["wall_time_s"] + 1  # rounded to 0.1 s each
     assert summary["timing"]["peak_rss_gb"] > 0
+    memory = summary["timing"]["memory_gb"]  # each notebook's kernel and workers, at their peak
+    assert set(memory) == set(summary["timing"]["notebooks"]) and max(memory.values()) == summary["timing"]["peak_rss_gb"]
     stages_s = summary["timing"]["stages"]  # seconds by stage and stage/part, GRPO's sampling among them
     assert all(isinstance(v, float) for v in stages_s.values()) and stages_s["finetune/rft/sampling"] > 0
     forms = summary["freedom"]["forms"]  # notebook 09: every arm's points on both forms, with the forward KL

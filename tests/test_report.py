@@ -3,6 +3,11 @@ judged from the summary's numbers."""
 
 from __future__ import annotations
 
+import re
+
+import nbformat
+import pytest
+
 from jrft_utils import claims, profiles, report
 
 
@@ -15,10 +20,6 @@ def _summary(gt_prior, rft_prior):
     return {"profile": "cpu", "seeds": [0, 1], "grid": [2, 2], "wall_time_s": 60.0,
             "methods": {"base": base, "sft_gt": method(0.9, gt_prior, 100), "rft": method(0.6, rft_prior, 2000)},
             "corpora": {}, "claims": []}
-
-
-def test_readme_results_block_is_up_to_date():
-    assert report.main(["--check"]) == 0, "README.md is stale: run `python -m jrft_utils.report`"
 
 
 def test_claims_follow_the_numbers():
@@ -85,3 +86,52 @@ def test_the_results_block_shows_matched_drops_and_puts_matched_claims_first():
     assert "No matched accuracy in the text setting" in block
     assert block.index("| 3 | b | matched |") < block.index("| 1 | a | recipe |")
     assert "04_forgetting_frontier.png" in block
+
+
+# ----------------------------------------------------------------------------------------------------
+# What a reader sees first: what was found, a glossary, and no development history.
+
+COMMIT = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
+ISSUE = re.compile(r"\b[Ii]ssues?\s*#?\d+|(?<![\w&])#\d+\b")
+GLOSSED = ("base", "start", "warm-up", "prior knowledge / prior mean", "gt", "SFT-Non-Rea", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout",
+           "KL anchor", "forward KL", "NLL", "eNTK, LBK", "fmt", "jigsaw exact / hit / acc", "frontier", "matched accuracy")
+
+
+def _reader_texts():
+    yield "README.md", profiles.REPO_ROOT.joinpath("README.md").read_text()
+    for path in sorted((profiles.REPO_ROOT / "notebooks").glob("*.ipynb")):
+        yield path.name, "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+
+
+def test_the_readme_opens_with_what_was_found_and_a_glossary():
+    text = profiles.REPO_ROOT.joinpath("README.md").read_text()
+    assert text.index("<!-- found:start -->") < text.index("## Glossary") < text.index("<!-- results:start -->")
+    found = text.split("<!-- found:start -->")[1].split("<!-- found:end -->")[0].strip().splitlines()
+    assert 2 <= len([line for line in found if line.strip()]) <= 8
+    glossary = text.split("## Glossary")[1].split("\n## ")[0]
+    defined = {row.split("|")[1].strip() for row in glossary.splitlines() if row.startswith("| ") and "---" not in row}
+    assert set(GLOSSED) <= defined
+
+
+@pytest.mark.parametrize("pattern", [COMMIT, ISSUE], ids=["commit", "issue"])
+def test_reader_facing_text_names_no_commit_and_no_issue(pattern):
+    found = {name: pattern.findall(text) for name, text in _reader_texts()}
+    assert not {name: hits for name, hits in found.items() if hits}
+
+
+def test_the_history_patterns_find_what_they_look_for():
+    assert COMMIT.search("the run at 69e6e5a") and not COMMIT.search("lr 3e-04, 2 x 2, seed 0, sha256, decade")
+    assert ISSUE.search("Issue 3 asks") and ISSUE.search("see #12") and not ISSUE.search("notebook 03, &#39;")
+
+
+def test_render_found_groups_the_claims_by_verdict():
+    summary = _summary(0.5, 0.89) | {"claims": claims.evaluate(_summary(0.5, 0.89))}
+    found = report.render_found(summary)
+    verdicts = {c["id"]: c["reproduced"] for c in summary["claims"]}
+    reproduced = found.split("**Reproduced:**")[1].split("\n")[0] if "**Reproduced:**" in found else ""
+    assert all((f" {i} " in f" {reproduced}") == (v == "yes") for i, v in verdicts.items() if i < 10)
+    assert report.render_found({}) .startswith("*No results yet")
+
+
+def test_every_generated_block_is_up_to_date():
+    assert report.main(["--check"]) == 0, "run `python -m jrft_utils.report`"

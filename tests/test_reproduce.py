@@ -163,3 +163,21 @@ def test_stage_times_sum_the_runs_finished_since_the_start_per_stage(tmp_path):
     table = reproduce.stage_table(stages).splitlines()
     assert table[0].split()[:3] == ["stage", "runs", "total"] and table[1].startswith("finetune/rft")
     assert table[2].split() == ["text/rft", "1", "5", "1", "-", "-", "-", "4"]
+
+
+def test_only_the_reproduction_keeps_its_executed_copies_beside_the_notebooks(tmp_path):
+    cpu, smoke = reproduce.profiles.resolve("cpu"), reproduce.profiles.resolve("smoke")
+    assert reproduce.published_dir(cpu, {}, tmp_path) == tmp_path / "executed"
+    assert reproduce.published_dir(cpu, {"seeds": [3]}, tmp_path) is None  # an exercise: never over the committed copies
+    assert reproduce.published_dir(smoke, {}, tmp_path) is None  # its figures stay in its run folder
+    executed = tmp_path / "run" / "00_a.ipynb"
+    executed.parent.mkdir()
+    executed.write_text("{}")
+    assert reproduce.publish(executed, tmp_path / "executed").read_text() == "{}"
+
+
+def test_memory_watch_sees_the_memory_of_a_child_process():
+    hold = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(3)"
+    with reproduce.MemoryWatch(every=0.1) as watch:
+        subprocess.run([sys.executable, "-c", hold], check=True)
+    assert 0.28 < watch.peak_gb < 2.0

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from jrft_utils import tables
+from jrft_utils import frontiers, tables
 
 
 def _run(acc: float, prior_mean: float, curve: list[float], key: str = "jigsaw_acc") -> dict:
@@ -55,3 +55,12 @@ def test_matched_table_reads_each_methods_frontier_at_the_reference_methods_best
     assert table.loc["20.0", "SFT"] == pytest.approx(10.0) and table.loc["20.0", "RFT"] == pytest.approx(5.0)
     never = tables.matched_table(points, 0.8, {"rft": "RFT", "sft_teacher": "teacher"})
     assert never["teacher"].isna().all()  # a method without points never reaches a level
+
+
+def test_matched_table_leaves_out_levels_the_start_already_reaches_as_the_summary_does():
+    rft = {"main": {0: _curve_run([(0.25, 0.8), (0.3, 0.75), (0.4, 0.7)])}, "sweep": {}}  # starts at 25 % exact
+    sft = {"main": {0: _curve_run([(0.25, 0.8), (0.9, 0.3)])}, "sweep": {}}
+    points = tables.method_points("vision", "rft", rft, 1e-4, 0) + tables.method_points("vision", "sft_gt", sft, 3e-4, 0)
+    table = tables.matched_table(points, 0.8, {"sft_gt": "SFT", "rft": "RFT"})
+    assert list(table.index) == ["30.0", "40.0"]  # half of RFT's best (20 %) is below where it started
+    assert [f"{100 * x:.1f}" for x in frontiers.compare(points, 0.8)["levels"]] == list(table.index)
