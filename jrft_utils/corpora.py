@@ -16,8 +16,8 @@ Controls (all with the true answers; they test explanations, not methods):
 
 - ``teacher_foreign``: the same teacher in words the base never saw, so that the corpus is unlikely under
   the start while saying the same thing.
-- ``start_think``: a think block sampled from the start itself (as likely under it as data can be, and
-  as long as the rollouts'), then the true answer: the rollouts' likelihood without RFT's authorship.
+- ``start_think``: a think block sampled from the start itself (as likely under it as sampling makes it,
+  and as long as the rollouts'), then the true answer: the start's own data without RFT's authorship.
 - ``random_trace``: a tile trace of a random permutation (drawn like the start's own training traces),
   then the true answer: the rollouts' form without their content.
 
