@@ -92,13 +92,15 @@ def test_the_results_block_shows_matched_drops_and_puts_matched_claims_first():
 # What a reader sees first: what was found, a glossary, and no development history.
 
 COMMIT = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
-ISSUE = re.compile(r"\b[Ii]ssues?\s*#?\d+|(?<![\w&])#\d+\b")
+ISSUE = re.compile(r"\b[Ii]ssues?\s*#?\d+|(?<![\w&])#\d+(?![\w-])")
 GLOSSED = ("base", "start", "warm-up", "prior knowledge / prior mean", "gt", "SFT-Non-Rea", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout",
            "KL anchor", "forward KL", "NLL", "eNTK, LBK", "fmt", "jigsaw exact / hit / acc", "frontier", "matched accuracy")
 
 
 def _reader_texts():
     yield "README.md", profiles.REPO_ROOT.joinpath("README.md").read_text()
+    findings = profiles.REPO_ROOT.joinpath("docs", "findings.md").read_text()
+    yield "docs/findings.md before its development-log appendix", findings.split("\n## Appendix")[0]
     for path in sorted((profiles.REPO_ROOT / "notebooks").glob("*.ipynb")):
         yield path.name, "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
 
@@ -121,7 +123,7 @@ def test_reader_facing_text_names_no_commit_and_no_issue(pattern):
 
 def test_the_history_patterns_find_what_they_look_for():
     assert COMMIT.search("the run at 69e6e5a") and not COMMIT.search("lr 3e-04, 2 x 2, seed 0, sha256, decade")
-    assert ISSUE.search("Issue 3 asks") and ISSUE.search("see #12") and not ISSUE.search("notebook 03, &#39;")
+    assert ISSUE.search("Issue 3 asks") and ISSUE.search("see #12") and not ISSUE.search("notebook 03, &#39; [2.2](#22-the-committed-run)")
 
 
 def test_render_found_groups_the_claims_by_verdict():
