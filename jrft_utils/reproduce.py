@@ -27,7 +27,6 @@ import argparse
 import ast
 import hashlib
 import json
-import shutil
 import sys
 import threading
 import time
@@ -148,9 +147,13 @@ def published_dir(config: profiles.Config, knobs: dict[str, Any], notebooks_dir:
 
 
 def publish(executed: Path, folder: Path) -> Path:
-    """Copy the executed notebook ``executed`` into ``folder`` (created if missing); return the copy."""
+    """Copy the executed notebook ``executed`` into ``folder`` (created if missing), marked ``keep_output``
+    so that nbstripout's commit filter, which strips every other notebook, keeps its outputs; return the copy."""
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy2(executed, folder / executed.name))
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata["keep_output"] = True
+    nbformat.write(nb, folder / executed.name)
+    return folder / executed.name
 
 
 def package_fingerprint() -> str:

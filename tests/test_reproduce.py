@@ -172,8 +172,10 @@ def test_only_the_reproduction_keeps_its_executed_copies_beside_the_notebooks(tm
     assert reproduce.published_dir(smoke, {}, tmp_path) is None  # its figures stay in its run folder
     executed = tmp_path / "run" / "00_a.ipynb"
     executed.parent.mkdir()
-    executed.write_text("{}")
-    assert reproduce.publish(executed, tmp_path / "executed").read_text() == "{}"
+    _write_notebook(executed, 'profile = "cpu"')
+    copy = nbformat.read(reproduce.publish(executed, tmp_path / "executed"), as_version=4)
+    assert copy.metadata["keep_output"] is True  # nbstripout's commit filter keeps its outputs
+    assert [c.source for c in copy.cells] == [c.source for c in nbformat.read(executed, as_version=4).cells]
 
 
 def test_memory_watch_sees_the_memory_of_a_child_process():
