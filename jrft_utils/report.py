@@ -162,8 +162,8 @@ def render_timing(summary: dict) -> str:
              f"{summary['wall_time_s'] / 60:.0f} min; memory: the peak resident memory of the notebook's kernel "
              "and its workers together, sampled every 0.5 s):", "",
              "| notebook | time (min) | peak memory (GB) |", "|---|---|---|"]
-    lines += [f"| `{name}` | {seconds / 60:.1f} | {memory[name]:.2f} |" if name in memory else
-              f"| `{name}` | {seconds / 60:.1f} | – |" for name, seconds in timing["notebooks"].items()]
+    lines += [f"| `{name}` | {seconds / 60:.1f} | " + (f"{memory[name]:.2f}" if name in memory else "–") + " |"
+              for name, seconds in timing["notebooks"].items()]
     return "\n".join(lines)
 
 
@@ -173,7 +173,6 @@ def render_committed(summary: dict) -> str:
         return "*No committed run yet: run `make reproduce`.*"
     machine = summary.get("machine", {})
     ref = claims.reference(summary)
-    start = np.mean([v for v in summary["methods"][ref]["prior"]["mean"] if v is not None])
     lines = ["| run | |", "|---|---|",
              f"| profile, seeds | `{summary['profile']}`, {summary['seeds']} |",
              f"| machine | {machine.get('cpu', '?')}, {machine.get('cpu_capability', '?')} kernels, torch "
@@ -183,10 +182,8 @@ def render_committed(summary: dict) -> str:
                                         for v, label in VERDICTS) + " |", "",
              f"| method (shared recipe) | jigsaw exact (%) | prior mean (%) | drop from the {methods.name(ref).lower()} (points) |",
              "|---|---|---|---|"]
-    for key, m in summary["methods"].items():
-        prior = [v for v in m["prior"]["mean"] if v is not None]
-        lines.append(f"| {methods.name(key)} | {_cell(m['jigsaw_acc'])} | {_cell(prior)} | "
-                     f"{100 * (start - np.mean(prior)):.1f} |")
+    lines += [f"| {methods.name(key)} | {_cell(m['jigsaw_acc'])} | {_cell(m['prior']['mean'])} | "
+              f"{100 * claims.prior_drop(summary, key):.1f} |" for key, m in summary["methods"].items()]
     return "\n".join(lines)
 
 
