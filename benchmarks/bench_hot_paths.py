@@ -4,7 +4,8 @@ fine-tuning runs, each timed on the same checkpoint, and their ratios.
 - a GRPO step of TRL's trainer, split into its parts with the trainer's own profiling (sampling
   ``rft.batch_size`` completions; rewards and the reference model's log-probabilities; the policy's forward
   pass and loss; backward pass and update), against one SFT step of ``sft.batch_size`` samples;
-- one curve point of a fine-tuning run (held-out jigsaw and the prior-knowledge suite), and the
+- one curve point of a fine-tuning run (held-out jigsaw and the prior-knowledge suite), an intermediate
+  point (the fixed subsets of ``sft.between_test_size`` and ``between_prior_size``), and the
   prior-knowledge evaluation per capability;
 - the per-sample gradients of the eNTK (notebook 05), batched as ``jrft_utils.dynamics`` computes them.
 
@@ -89,15 +90,21 @@ def sft_step(config: profiles.Config, checkpoint: Path, steps: int) -> float:
 
 
 def evaluation_parts(config: profiles.Config, checkpoint: Path, repeats: int) -> dict[str, float]:
-    """Seconds of one curve point and of the prior-knowledge evaluation of each capability."""
+    """Seconds of one curve point, of an intermediate one (fixed subsets) and of the prior-knowledge
+    evaluation of each capability."""
     model, processor = modeling.load_checkpoint(checkpoint)
     model.eval()
     jigsaw_test, prior_sets = finetuning.evaluation_sets(config, "sft")
     batch = config["world"]["eval_batch_size"]
+    max_new_tokens, sft = config["jigsaw"]["max_new_tokens"], config["sft"]
     with torch.no_grad():
         out = {"curve point (jigsaw + prior suite)": timed(lambda: finetuning.evaluate_all(
-            model, processor, jigsaw_test, prior_sets, batch_size=batch,
-            max_new_tokens=config["jigsaw"]["max_new_tokens"]), repeats)}
+            model, processor, jigsaw_test, prior_sets, batch_size=batch, max_new_tokens=max_new_tokens), repeats)}
+        start = finetuning.evaluate_all(model, processor, jigsaw_test, prior_sets, batch, max_new_tokens,
+                                        prior_subset=sft["between_prior_size"])
+        out["  intermediate point (fixed subsets)"] = timed(lambda: finetuning.evaluate_between(
+            model, start, processor, jigsaw_test, prior_sets, sft["between_test_size"], sft["between_prior_size"],
+            batch, max_new_tokens), repeats)
         for name, items in prior_sets.items():
             out[f"  prior: {name} ({len(items)} items)"] = timed(
                 lambda items=items, name=name: evaluation.evaluate_prior(model, processor, {name: items}, batch_size=batch,
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     grpo, point = rows["GRPO step"], rows["curve point (jigsaw + prior suite)"]
     print(f"{args.profile} profile, {args.checkpoint}, {args.threads} thread(s); median seconds per call")
     for name, seconds in rows.items():
-        share = ("" if not name.startswith("  ") else f"{seconds / point:6.1%} of a curve point" if "prior:" in name
+        share = ("" if not name.startswith("  ") else f"{seconds / point:6.1%} of a curve point" if "point" in name or "prior:" in name
                  else f"{seconds / grpo:6.1%} of a GRPO step")
         print(f"{name:<50} {seconds:8.3f} s  {share}")
     print(f"a GRPO step takes {grpo / rows['SFT step']:.1f}x an SFT step; a curve point {point / grpo:.1f}x a GRPO step")

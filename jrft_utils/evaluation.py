@@ -86,12 +86,34 @@ def evaluate_prior(model, processor, test_sets: dict[str, list[dict[str, Any]]],
     per_cap: dict[str, list[tuple[str, float]]] = {cap: [] for cap in test_sets}
     for (cap, s), c in zip(flat, completions):
         per_cap[cap].append((c, world.score(cap, c, s["target"])))
-    result: dict[str, Any] = {cap: sum(v for _, v in rows) / len(rows) for cap, rows in per_cap.items()}
-    result["mean"] = sum(result[cap] for cap in per_cap) / len(per_cap)
+    result: dict[str, Any] = accuracies(per_cap)
     if return_completions:
         result["completions"] = per_cap
         result["eval_time_s"] = time.perf_counter() - t0
     return result
+
+
+def accuracies(per_cap: dict[str, list[tuple[str, float]]]) -> dict[str, float]:
+    """Accuracy per capability of ``{capability: [(completion, score), ...]}`` and their unweighted ``mean``."""
+    result = {cap: sum(v for _, v in rows) / len(rows) for cap, rows in per_cap.items()}
+    return result | {"mean": sum(result.values()) / len(result)}
+
+
+def first_of_each(test_sets: dict[str, list[dict[str, Any]]], k: int) -> dict[str, list[dict[str, Any]]]:
+    """The first ``k`` samples of each capability's test set: a fixed subset, the same for every model."""
+    return {cap: samples[:k] for cap, samples in test_sets.items()}
+
+
+def shifted(measured: dict[str, float], start_subset: dict[str, float], start_full: dict[str, float]) -> dict[str, float]:
+    """Accuracies on the whole test sets estimated from ``measured`` on a fixed subset: per capability, the
+    start's accuracy on the whole sets plus the change since the start on the subset (``measured -
+    start_subset``), clipped to [0, 1]; and their unweighted ``mean``.
+
+    Measuring the change on the same questions cancels the subset's own luck (how hard its questions
+    happen to be), which a plain subset accuracy would carry into every drop."""
+    caps = [cap for cap in measured if cap != "mean"]
+    result = {cap: min(1.0, max(0.0, start_full[cap] + measured[cap] - start_subset[cap])) for cap in caps}
+    return result | {"mean": sum(result.values()) / len(result)}
 
 
 def zero_shot_jigsaw_probe(model, processor, rows: int, cols: int, n: int = 64, seed: int = 0,

@@ -26,7 +26,7 @@ from typing import Any, Callable, Collection
 import torch
 from tqdm.auto import tqdm
 
-from jrft_utils import divergence, evaluation, generation, jigsaw, qwen, results, stages, trainers
+from jrft_utils import benchmarks, divergence, evaluation, generation, jigsaw, qwen, results, stages, trainers
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -60,18 +60,40 @@ def evaluation_sets(config: Config, method: str) -> tuple[Any, Any]:
 
 
 def evaluate_all(model, processor, jigsaw_test, prior_test_sets, batch_size: int = 64,
-                 max_new_tokens: int = 48, kl: dict[str, Any] | None = None) -> dict[str, Any]:
+                 max_new_tokens: int = 48, kl: dict[str, Any] | None = None,
+                 prior_subset: int | None = None) -> dict[str, Any]:
     """Held-out jigsaw ``jigsaw_acc`` / ``jigsaw_hit`` / ``jigsaw_fmt`` and the ``prior`` suite (per
     capability and ``mean``) of ``model``, by greedy decoding (the curves' measurement); with ``kl`` (the
     start's samples, :func:`divergence.load_or_sample`) also the forward KL from the start
-    (:func:`divergence.measure_all`)."""
+    (:func:`divergence.measure_all`); with ``prior_subset`` also ``prior_subset``, the suite's accuracies on
+    the first ``prior_subset`` questions of each capability, read off the same answers (what
+    :func:`evaluate_between` compares its subset with)."""
     images, prompts = _jigsaw_prompts(jigsaw_test)
     completions = generation.generate_completions(model, processor, images, prompts,
                                                   max_new_tokens=max_new_tokens, batch_size=batch_size)
     scores = jigsaw.evaluate_jigsaw(completions, list(jigsaw_test["answer"]))
-    prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size)
-    return {"jigsaw_acc": scores["acc"], "jigsaw_hit": scores["hit"], "jigsaw_fmt": scores["fmt"],
-            "prior": prior} | (divergence.measure_all(kl, model, processor) if kl else {})
+    prior = evaluation.evaluate_prior(model, processor, prior_test_sets, batch_size=batch_size,
+                                      return_completions=prior_subset is not None)
+    point = {"jigsaw_acc": scores["acc"], "jigsaw_hit": scores["hit"], "jigsaw_fmt": scores["fmt"]}
+    if prior_subset is not None:
+        rows = prior.pop("completions")
+        prior.pop("eval_time_s")
+        point["prior_subset"] = evaluation.accuracies({cap: r[:prior_subset] for cap, r in rows.items()})
+    return point | {"prior": prior} | (divergence.measure_all(kl, model, processor) if kl else {})
+
+
+def evaluate_between(model, start_point: dict[str, Any], processor, jigsaw_test, prior_test_sets, test_size: int,
+                     prior_subset: int, batch_size: int = 64, max_new_tokens: int = 48,
+                     kl: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An intermediate curve point, scored on fixed subsets: the first ``test_size`` puzzles of
+    ``jigsaw_test`` and the first ``prior_subset`` questions of each capability. Its ``prior`` is the
+    estimate on the whole sets of :func:`evaluation.shifted`, from the subset's accuracies (kept as
+    ``prior_subset``) and ``start_point``'s (an :func:`evaluate_all` point with ``prior_subset``);
+    ``subset`` is ``True``. The forward KL is measured as at every point."""
+    point = evaluate_all(model, processor, jigsaw_test.select(range(min(test_size, len(jigsaw_test)))),
+                         evaluation.first_of_each(prior_test_sets, prior_subset), batch_size, max_new_tokens, kl)
+    return point | {"prior_subset": point["prior"], "subset": True,
+                    "prior": evaluation.shifted(point["prior"], start_point["prior_subset"], start_point["prior"])}
 
 
 @dataclass(frozen=True)
@@ -130,16 +152,19 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     if job.out.exists():
         shutil.rmtree(job.out)  # a run killed half-way: start it again
     processor = modeling.load_checkpoint(job.start.dir)[1]
+    subset = _subset_sizes(job.cfg, jigsaw_test, prior_test_sets)
     scored_on = {"start": job.start.fingerprint, "jigsaw": job.scoring["jigsaw"], "eval_test_size": len(jigsaw_test),
                  "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"], "kl": job.scoring["kl"]}
     kl = divergence.load_or_sample(job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir,
                                    job.scoring["kl"], _jigsaw_prompts(jigsaw_test),
                                    divergence.questions(prior_test_sets, with_images=True))
-    evaluate = partial(evaluate_all, processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets,
-                       max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"],
-                       batch_size=job.scoring["world"]["eval_batch_size"], kl=kl)
+    scoring = dict(processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets, kl=kl,
+                   max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"], batch_size=job.scoring["world"]["eval_batch_size"])
+    evaluate = partial(evaluate_all, **scoring, prior_subset=subset and subset[1])
+    between = subset and partial(evaluate_between, **scoring, test_size=subset[0], prior_subset=subset[1])
+    start_cache = job.start_points / f"{stages.fingerprint(scored_on | {'prior_subset': subset and subset[1]})}.json"
     callbacks = [trainers.CurveCallback(evaluate, job.cfg["eval_every"], job.out / trainers.CURVES_FILE,
-                                        start_cache=job.start_points / f"{stages.fingerprint(scored_on)}.json")]
+                                        start_cache=start_cache, between=between)]
     if job.keep_model and job.cfg.get("snapshot_step", 0) > 0:
         callbacks.append(trainers.SnapshotCallback(processor, job.cfg["snapshot_step"], job.out / "snapshot"))
     trainers.train(job.method, job.start.dir, job.dataset, job.cfg, job.out, job.seed, callbacks,
@@ -147,6 +172,18 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     metrics = json.loads((job.out / trainers.METRICS_FILE).read_text())
     stages.mark_done(job.out, job.params, metrics)
     return job.finished()
+
+
+def _subset_sizes(cfg: dict[str, Any], jigsaw_test, prior_test_sets) -> tuple[int, int] | None:
+    """``(puzzles, questions per capability)`` the intermediate curve points are scored on (the section's
+    ``between_test_size`` and ``between_prior_size``), or ``None`` when they are the whole sets or the
+    suite is the paper's benchmarks (scored whole at every point)."""
+    if isinstance(prior_test_sets, benchmarks.Suite):
+        return None
+    puzzles = min(cfg["between_test_size"], len(jigsaw_test))
+    questions = min(cfg["between_prior_size"], min(len(s) for s in prior_test_sets.values()))
+    whole = puzzles == len(jigsaw_test) and all(questions == len(s) for s in prior_test_sets.values())
+    return None if whole else (puzzles, questions)
 
 
 def _jigsaw_prompts(puzzles) -> divergence.Prompts:

@@ -15,8 +15,10 @@ Conventions (every function here uses them):
 
 - A *point* is a dict ``{"setting": "vision" | "text", "arm": <method key>, "lr": float, "seed": int,
   "step": int, "task_acc": float, "prior_mean": float}``, with ``kl_new``, ``kl_new_se`` and ``kl_prior``
-  (nats per completion) where the run measured them; accuracies, ``prior_mean`` and drops are in
-  accuracy units (0..1), not percentage points.
+  (nats per completion) where the run measured them, and ``"subset": True`` where the curve point was
+  scored on fixed subsets of the held-out sets (its ``prior_mean`` shifted to the whole sets:
+  :func:`jrft_utils.evaluation.shifted`); accuracies, ``prior_mean`` and drops are in accuracy units
+  (0..1), not percentage points.
 - Functions taking ``points`` take a flat list; those that read one arm's frontier expect that arm's points
   only, :func:`matched` filters by arm itself.
 - An arm that does not reach a level gets ``None`` there, never a dropped row, so tables keep their shape.
@@ -44,7 +46,7 @@ def points_from_runs(setting: str, arm: str, runs: Mapping[tuple[float, int], Ma
     curves' new-task key (``jigsaw_acc`` for vision, ``task_acc`` for text)."""
     return [{"setting": setting, "arm": arm, "lr": float(lr), "seed": int(seed), "step": int(c["step"]),
              "task_acc": float(c[accuracy]), "prior_mean": float(c["prior"]["mean"])}
-            | {k: float(c[k]) for k in KL_KEYS if k in c}
+            | {k: float(c[k]) for k in KL_KEYS if k in c} | ({"subset": True} if c.get("subset") else {})
             for (lr, seed), run in runs.items() for c in run["curves"]]
 
 

@@ -78,14 +78,22 @@ def plot_frontier(points: list[dict[str, Any]], start_prior: float, title: str =
     """Prior knowledge kept (mean prior accuracy / the ``reference`` checkpoint's, the one every run
     fine-tunes: the start, or the text setting's base) against new-task exact accuracy: every curve point of
     every run (``points``, :mod:`jrft_utils.frontiers` points) faint, each arm's Pareto frontier as a line,
-    colour per method; dotted verticals at the matched ``levels``."""
+    colour per method; dotted verticals at the matched ``levels``. Points scored on subsets (``subset``)
+    are drawn hollow, and a note under the axes says so."""
     scale = start_prior if start_prior > 0 else 1.0  # a start that knows nothing (smoke): plain accuracy
     frame = pd.DataFrame(points)
-    frame = frame.assign(kept=frame["prior_mean"] / scale, method=[methods.name(a) for a in frame["arm"]])
+    frame = frame.assign(kept=frame["prior_mean"] / scale, method=[methods.name(a) for a in frame["arm"]],
+                         subset=frame["subset"].fillna(False).astype(bool) if "subset" in frame else False)
     palette = methods.palette(frame["method"])
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    sns.scatterplot(data=frame, x="task_acc", y="kept", hue="method", palette=palette, s=22, alpha=0.35,
+    whole, subset = frame[~frame["subset"]], frame[frame["subset"]]
+    sns.scatterplot(data=whole, x="task_acc", y="kept", hue="method", palette=palette, s=22, alpha=0.35,
                     linewidth=0, ax=ax, legend=False)
+    for method, rows in subset.groupby("method"):
+        ax.scatter(rows["task_acc"], rows["kept"], s=22, facecolors="none", edgecolors=palette[method], alpha=0.5, lw=0.8)
+    if len(subset):
+        fig.text(0.01, 0.005, "hollow: checkpoints between a run's first and last, scored on fixed subsets of the "
+                 "held-out sets", fontsize=7, color="0.3")
     for arm, arm_points in frontiers.by_arm(points).items():
         front = frontiers.pareto(arm_points)
         ax.plot([p["task_acc"] for p in front], [p["prior_mean"] / scale for p in front], "-o", ms=4, lw=2,

@@ -110,6 +110,8 @@ _CPU: dict[str, dict[str, Any]] = {
         "logging_steps": 10,
         "eval_every": 50,       # steps between curve points (every point is a point of the forgetting frontier)
         "eval_test_size": 200,  # held-out puzzles scored at each curve point (200: the whole test split)
+        "between_test_size": 100,  # of those, the first scored at intermediate points (step 0 and the last: all)
+        "between_prior_size": 50,  # prior-knowledge questions of each capability scored at intermediate points
     },
     "rft": {                    # RFT with GRPO on the jigsaw (notebook 03)
         "steps": 300,
@@ -128,6 +130,8 @@ _CPU: dict[str, dict[str, Any]] = {
         "logging_steps": 1,
         "eval_every": 50,
         "eval_test_size": 200,
+        "between_test_size": 100,
+        "between_prior_size": 50,
         "snapshot_step": 30,    # the early checkpoint kept from each main run (notebook 04's early rollouts)
     },
     "kl": {                     # forward KL from the start at every curve point (jrft_utils.divergence)
@@ -207,10 +211,11 @@ _SMOKE["model"].update(text_hidden=32, text_layers=1, intermediate=64, vision_hi
 _SMOKE["world"].update(train_per_capability=40, test_per_capability=8)
 _SMOKE["pretrain"].update(vision_steps=3, vision_batch_size=8, steps=4, batch_size=8, logging_steps=1)
 _SMOKE["jigsaw"].update(train_size=16, test_size=8, max_new_tokens=32)
-_SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4, 1e-3], logging_steps=1, eval_every=2, eval_test_size=8)
+_SMOKE["sft"].update(steps=4, batch_size=4, lr_sweep=[3e-4, 1e-3], logging_steps=1, eval_every=2, eval_test_size=8,
+                    between_test_size=4, between_prior_size=4)
 _SMOKE["start"].update(steps=1, think="empty", batch_size=4, logging_steps=1)
 _SMOKE["rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=40, lr_sweep=[1e-4],
-                     eval_every=1, eval_test_size=8, snapshot_step=1)
+                     eval_every=1, eval_test_size=8, between_test_size=4, between_prior_size=4, snapshot_step=1)
 _SMOKE["kl"].update(prompts=4, prior_prompts=5, samples=2)
 _SMOKE["dynamics"].update(n_u=4, n_v=8, lbk_steps=4, lbk_every=2)
 _SMOKE["corpora"].update(num_samples=2, require_correct=False)
@@ -281,7 +286,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
                      "text_layers", "text_heads", "text_kv_heads", "intermediate", "train_per_capability",
                      "test_per_capability", "steps", "vision_steps", "batch_size", "vision_batch_size", "eval_batch_size",
                      "logging_steps", "threads", "rows", "cols", "train_size", "test_size", "max_new_tokens",
-                     "eval_every", "eval_test_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
+                     "eval_every", "eval_test_size", "between_test_size", "between_prior_size", "max_completion_length", "n_u", "n_v", "lbk_steps",
                      "lbk_every", "num_samples", "limit", "reachability_puzzles", "reachability_tasks", "hidden",
                      "layers", "heads", "kv_heads", "task_train_size", "task_test_size", "min_len", "max_len", "workers"), _AT_LEAST_1),
     **dict.fromkeys(("learning_rate", "vision_learning_rate", "lr_sweep", "temperature", "reachability_temperatures",

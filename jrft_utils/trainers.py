@@ -40,24 +40,30 @@ class CurveCallback(TrainerCallback):
     written atomically).
 
     ``start_cache``: a JSON file for the step-0 point, which is the same for every run that starts from
-    the same checkpoint and is scored on the same sets: measured once, then read back."""
+    the same checkpoint and is scored on the same sets: measured once, then read back.
+
+    ``between``: measures the intermediate points (neither step 0 nor the last) instead of ``evaluate``,
+    given the model and the step-0 point, e.g. on fixed subsets of the sets (:func:`jrft_utils.finetuning.evaluate_between`)."""
 
     def __init__(self, evaluate: Callable[[Any], dict[str, Any]], every: int, path: str | Path,
-                 start_cache: str | Path | None = None):
+                 start_cache: str | Path | None = None,
+                 between: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None):
         if every < 1:
             raise ValueError(f"eval_every must be >= 1, got {every}")
-        self.evaluate, self.every, self.path = evaluate, every, Path(path)
+        self.evaluate, self.every, self.path, self.between = evaluate, every, Path(path), between
         self.start_cache = Path(start_cache) if start_cache else None
         self.points: list[dict[str, Any]] = []
         self.seconds = 0.0  # spent measuring (a cached step-0 point costs nothing)
 
-    def measure(self, model, step: int) -> dict[str, Any]:
-        """One point of the curves for ``model`` at ``step``."""
+    def measure(self, model, step: int, intermediate: bool = False) -> dict[str, Any]:
+        """One point of the curves for ``model`` at ``step`` (with ``between`` when ``intermediate``)."""
         was_training = model.training
         model.eval()
         t0 = time.perf_counter()
         with torch.no_grad():
-            point = {"step": step, **self.evaluate(model)}
+            measured = (self.between(model, self.points[0]) if intermediate and self.between
+                        else self.evaluate(model))
+            point = {"step": step, **measured}
         self.seconds += time.perf_counter() - t0
         model.train(was_training)
         self.points.append(point)
@@ -75,7 +81,7 @@ class CurveCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0:
-            self.measure(model, state.global_step)
+            self.measure(model, state.global_step, intermediate=state.global_step < state.max_steps)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if self.points[-1]["step"] != state.global_step:
@@ -160,6 +166,9 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
     if method not in ("sft", "rft"):
         raise ValueError(f"method must be 'sft' or 'rft', got {method!r}")
     output_dir = Path(output_dir)
+    if {"image", "images"} <= set(train_dataset.column_names):
+        # the trainers read one of the two; every batch would decode both images
+        train_dataset = train_dataset.remove_columns("image")
     model, processor = modeling.load_checkpoint(base_dir)
     model.train()
     callbacks = list(callbacks)

@@ -90,8 +90,9 @@ def job(config: Config) -> finetuning.Job:
     section's recipe (every knob of it set), measured at its end on the whole jigsaw test split."""
     start = config["start"]
     # every sft knob set here, so that no exercise on the arms' SFT changes the start
-    knobs = {k: start[k] for k in _TRAINER_KNOBS} | {"steps": start["steps"], "eval_every": start["steps"],
-                                                     "eval_test_size": config["jigsaw"]["test_size"]}
+    whole = {"eval_test_size": config["jigsaw"]["test_size"], "between_test_size": config["jigsaw"]["test_size"],
+             "between_prior_size": config["world"]["test_per_capability"]}
+    knobs = {k: start[k] for k in _TRAINER_KNOBS} | {"steps": start["steps"], "eval_every": start["steps"]} | whole
     # a run's fingerprint does not depend on its data: the corpus is built only for training
     return finetuning.plan(config, "sft", name(start), None, {"start": start}, seed=start["seed"],
                            start=finetuning.base_start(config), keep_model=True, **knobs)

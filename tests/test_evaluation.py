@@ -46,3 +46,15 @@ def test_evaluator_errors_are_clear(tiny, test_sets):
         evaluation.evaluate_prior(m, p, {"counting": test_sets["ocr"]})
     with pytest.raises(ValueError, match="no test sets"):
         evaluation.evaluate_prior(m, p, {})
+
+
+def test_a_subset_measures_the_change_since_the_start_on_its_own_questions():
+    """``shifted``: the start's whole-set accuracy plus the change the subset saw, clipped to [0, 1]; the
+    mean is that of the capabilities; ``first_of_each`` keeps each set's first samples in order."""
+    start_full, start_subset = {"ocr": 0.8, "vqa": 0.95, "mean": 0.875}, {"ocr": 0.6, "vqa": 0.9, "mean": 0.75}
+    measured = {"ocr": 0.5, "vqa": 1.0, "mean": 0.75}
+    out = evaluation.shifted(measured, start_subset, start_full)
+    assert out["ocr"] == pytest.approx(0.7) and out["vqa"] == 1.0 and out["mean"] == pytest.approx(0.85)
+    assert evaluation.shifted(start_subset, start_subset, start_full) == pytest.approx(start_full)
+    sets = {"ocr": [1, 2, 3], "vqa": [4, 5]}
+    assert evaluation.first_of_each(sets, 2) == {"ocr": [1, 2], "vqa": [4, 5]}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jrft_utils import finetuning, jigsaw, pretraining, profiles
+from jrft_utils import evaluation, finetuning, jigsaw, pretraining, profiles
 
 
 def _ready(run_root: Path, monkeypatch, **sections) -> profiles.Config:
@@ -58,3 +58,25 @@ def test_every_curve_point_carries_the_forward_kl_from_the_start(tmp_path, monke
     plain = finetuning.finetune(without, "sft", "gt", data, 0, finetuning.evaluation_sets(without, "sft"), start)
     assert "kl_new" not in plain["curves"][-1] and plain["dir"] != run["dir"]
     assert [(p["jigsaw_acc"], p["prior"]) for p in plain["curves"]] == [(p["jigsaw_acc"], p["prior"]) for p in run["curves"]]
+
+
+def test_intermediate_points_are_scored_on_fixed_subsets_and_shifted_to_the_whole_sets(tmp_path, monkeypatch):
+    """Step 0 and the last step are scored on the whole sets (step 0 also on the subset, from the same
+    answers); a point in between on the first ``between_prior_size`` questions of each capability, its
+    ``prior`` the whole-set estimate of :func:`evaluation.shifted`. Subsets as large as the sets: no subset."""
+    config = _ready(tmp_path / "runs", monkeypatch, sft={"lr_sweep": [1e-3], "learning_rate": 1e-3})
+    data = jigsaw.to_sft_gt(finetuning.jigsaw_splits(config)["train"])
+    start = finetuning.base_start(config)
+    run = finetuning.finetune(config, "sft", "gt", data, 0, finetuning.evaluation_sets(config, "sft"), start)
+    first, middle, last = run["curves"]
+    assert [p["step"] for p in run["curves"]] == [0, 2, 4]
+    assert middle["subset"] and "subset" not in first and "subset" not in last
+    k = config["sft"]["between_prior_size"]
+    assert k < config["world"]["test_per_capability"]
+    assert middle["prior"] == evaluation.shifted(middle["prior_subset"], first["prior_subset"], first["prior"])
+    caps = [cap for cap in middle["prior_subset"] if cap != "mean"]
+    assert all(middle["prior_subset"][cap] * k == pytest.approx(round(middle["prior_subset"][cap] * k)) for cap in caps)
+    whole = config.with_knobs("sft", between_test_size=64, between_prior_size=64)
+    plain = finetuning.finetune(whole, "sft", "gt", data, 0, finetuning.evaluation_sets(whole, "sft"), start)
+    assert not any("subset" in p or "prior_subset" in p for p in plain["curves"])
+    assert plain["curves"][0]["prior"] == first["prior"] and plain["curves"][-1]["prior"] == last["prior"]

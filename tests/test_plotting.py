@@ -129,6 +129,20 @@ def test_every_figure_draws_each_method_in_the_registry_colour():
         plt.close(fig)
 
 
+def test_the_frontier_draws_subset_points_hollow_and_says_so():
+    points = _points()
+    plain = plotting.plot_frontier(points, 0.9)
+    assert not plain.texts
+    marked = [p | {"subset": True} if p["step"] in (10, 20) else p for p in points]
+    fig = plotting.plot_frontier(marked, 0.9)
+    assert "fixed subsets" in fig.texts[0].get_text()
+    hollow = [c for c in fig.axes[0].collections if len(c.get_offsets()) and not len(c.get_facecolors())]
+    assert sum(len(c.get_offsets()) for c in hollow) == sum(p.get("subset", False) for p in marked)
+    for c in hollow:  # each arm's hollow points in its registry colour
+        assert tuple(c.get_edgecolors()[0][:3]) in {tuple(matplotlib.colors.to_rgb(methods.colour(a))) for a in ARMS}
+    plt.close(plain), plt.close(fig)
+
+
 def test_curves_mark_the_start_and_say_so():
     fig = _figures()["curves"]
     assert "dashed: step 0" in fig.legends[0].get_title().get_text()
