@@ -4,9 +4,9 @@ fine-tuning runs, each timed on the same checkpoint, and their ratios.
 - a GRPO step of TRL's trainer, split into its parts with the trainer's own profiling (sampling
   ``rft.batch_size`` completions; rewards and the reference model's log-probabilities; the policy's forward
   pass and loss; backward pass and update), against one SFT step of ``sft.batch_size`` samples;
-- one curve point of a fine-tuning run (held-out jigsaw and the prior-knowledge suite), an intermediate
-  point (the fixed subsets of ``sft.between_test_size`` and ``between_prior_size``), and the
-  prior-knowledge evaluation per capability;
+- one curve point of a fine-tuning run (held-out jigsaw and the prior-knowledge suite), one scored on
+  fixed subsets (100 puzzles, 50 questions of each capability: what ``sft.between_test_size`` and
+  ``between_prior_size`` would set), and the prior-knowledge evaluation per capability;
 - the per-sample gradients of the eNTK (notebook 05), batched as ``jrft_utils.dynamics`` computes them.
 
 Run: ``.venv/bin/python benchmarks/bench_hot_paths.py [--checkpoint data/base] [--profile cpu] [--steps 3]
@@ -89,22 +89,23 @@ def sft_step(config: profiles.Config, checkpoint: Path, steps: int) -> float:
     return _median_after_first(step.seconds)
 
 
-def evaluation_parts(config: profiles.Config, checkpoint: Path, repeats: int) -> dict[str, float]:
-    """Seconds of one curve point, of an intermediate one (fixed subsets) and of the prior-knowledge
-    evaluation of each capability."""
+def evaluation_parts(config: profiles.Config, checkpoint: Path, repeats: int,
+                     between: tuple[int, int] = (100, 50)) -> dict[str, float]:
+    """Seconds of one curve point, of one scored on fixed subsets (``between``: puzzles, questions of each
+    capability; :func:`finetuning.evaluate_between`) and of the prior-knowledge evaluation of each capability."""
     model, processor = modeling.load_checkpoint(checkpoint)
     model.eval()
     jigsaw_test, prior_sets = finetuning.evaluation_sets(config, "sft")
     batch = config["world"]["eval_batch_size"]
-    max_new_tokens, sft = config["jigsaw"]["max_new_tokens"], config["sft"]
+    max_new_tokens, (puzzles, questions) = config["jigsaw"]["max_new_tokens"], between
     with torch.no_grad():
         out = {"curve point (jigsaw + prior suite)": timed(lambda: finetuning.evaluate_all(
             model, processor, jigsaw_test, prior_sets, batch_size=batch, max_new_tokens=max_new_tokens), repeats)}
         start = finetuning.evaluate_all(model, processor, jigsaw_test, prior_sets, batch, max_new_tokens,
-                                        prior_subset=sft["between_prior_size"])
-        out["  intermediate point (fixed subsets)"] = timed(lambda: finetuning.evaluate_between(
-            model, start, processor, jigsaw_test, prior_sets, sft["between_test_size"], sft["between_prior_size"],
-            batch, max_new_tokens), repeats)
+                                        prior_subset=questions)
+        out[f"  point on subsets ({puzzles} puzzles, {questions} a capability)"] = timed(
+            lambda: finetuning.evaluate_between(model, start, processor, jigsaw_test, prior_sets, puzzles, questions,
+                                                batch, max_new_tokens), repeats)
         for name, items in prior_sets.items():
             out[f"  prior: {name} ({len(items)} items)"] = timed(
                 lambda items=items, name=name: evaluation.evaluate_prior(model, processor, {name: items}, batch_size=batch,

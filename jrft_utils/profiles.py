@@ -110,8 +110,9 @@ _CPU: dict[str, dict[str, Any]] = {
         "logging_steps": 10,
         "eval_every": 50,       # steps between curve points (every point is a point of the forgetting frontier)
         "eval_test_size": 200,  # held-out puzzles scored at each curve point (200: the whole test split)
-        "between_test_size": 100,  # of those, the first scored at intermediate points (step 0 and the last: all)
-        "between_prior_size": 50,  # prior-knowledge questions of each capability scored at intermediate points
+        "between_test_size": 200,  # of those, the first scored at the points between step 0 and the last (200: all)
+        "between_prior_size": 200,  # prior-knowledge questions of each capability scored there (200: all; fewer
+                                    # halve a point's time but move its drop by 1-2 points: docs/findings.md)
     },
     "rft": {                    # RFT with GRPO on the jigsaw (notebook 03)
         "steps": 300,
@@ -130,8 +131,8 @@ _CPU: dict[str, dict[str, Any]] = {
         "logging_steps": 1,
         "eval_every": 50,
         "eval_test_size": 200,
-        "between_test_size": 100,
-        "between_prior_size": 50,
+        "between_test_size": 200,
+        "between_prior_size": 200,
         "snapshot_step": 30,    # the early checkpoint kept from each main run (notebook 04's early rollouts)
     },
     "kl": {                     # forward KL from the start at every curve point (jrft_utils.divergence)

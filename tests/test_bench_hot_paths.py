@@ -23,7 +23,7 @@ def test_hot_path_benchmark_reports_every_path(tmp_path, monkeypatch, capsys):
     _bench().main(["--checkpoint", str(checkpoint), "--profile", "smoke", "--steps", "2", "--repeats", "1"])
     out = capsys.readouterr().out
     for row in ("GRPO step", "sampling the completions", "reference log-probabilities", "policy forward",
-                "backward", "SFT step", "curve point", "intermediate point", "prior: ocr", "eNTK"):
+                "backward", "SFT step", "curve point", "point on subsets", "prior: ocr", "eNTK"):
         assert row in out, out
     seconds = [float(s) for s in re.findall(r"\s([0-9]+\.[0-9]{3}) s", out)]
     assert seconds and all(s > 0 for s in seconds)
