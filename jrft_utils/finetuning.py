@@ -26,7 +26,7 @@ from typing import Any, Callable, Collection
 import torch
 from tqdm.auto import tqdm
 
-from jrft_utils import benchmarks, divergence, evaluation, generation, jigsaw, qwen, results, stages, trainers
+from jrft_utils import divergence, evaluation, generation, jigsaw, qwen, results, stages, trainers
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -113,6 +113,7 @@ class Job:
     lora: dict[str, Any]  # the model section (LoRA adapters when lora_r > 0)
     keep_model: bool
     start_points: Path  # the folder of cached step-0 points
+    between: tuple[int, int] | None = None  # puzzles, questions a capability of the points between the first and last
 
     def finished(self) -> dict[str, Any] | None:
         """What :func:`execute` returns, when the run is already done; else ``None``."""
@@ -126,20 +127,39 @@ def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, st
     ``corpus``) for ``seed``, with ``knobs`` applied to the method's section of ``config``; ``inputs``
     names the fingerprints of the stages the corpus came from."""
     cfg = config.with_knobs(method, **knobs)[method]
+    between = subset_sizes(config, cfg)
     params = {"method": method, "corpus": corpus, "cfg": run_recipe(cfg), "seed": seed, "keep_model": keep_model,
               "jigsaw": config["jigsaw"], "inputs": inputs or {}, "base": start.fingerprint, "kl": config["kl"]}
+    params |= {"between": list(between)} if between else {}
     key = f"seed{seed}-{stages.fingerprint(params)[:8]}"
     out = config.run_dir / "finetune" / corpus / f"lr{cfg['learning_rate']:g}" / key
     return Job(method, corpus, dataset, seed, cfg, start, out, params,
                {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"],
                 "kl": config["kl"]},
-               config["model"], keep_model, config.run_dir / "finetune" / "start_points")
+               config["model"], keep_model, config.run_dir / "finetune" / "start_points", between)
+
+
+# the knobs that decide a run only when they make its intermediate points use subsets (plan: "between")
+_SUBSET_KNOBS = ("between_test_size", "between_prior_size")
 
 
 def run_recipe(cfg: dict[str, Any]) -> dict[str, Any]:
     """What of a method's section decides one run (its cache fingerprint): all but ``lr_sweep``, since the
-    sweep's other rates do not change a run."""
-    return {k: v for k, v in cfg.items() if k != "lr_sweep"}
+    sweep's other rates do not change a run, and the subset sizes, which :func:`plan` adds only where they
+    subset (a run scored on the whole sets is the same run whatever they say)."""
+    return {k: v for k, v in cfg.items() if k != "lr_sweep" and k not in _SUBSET_KNOBS}
+
+
+def subset_sizes(config: Config, cfg: dict[str, Any]) -> tuple[int, int] | None:
+    """``(puzzles, questions per capability)`` the points between a run's first and last are scored on (the
+    method section ``cfg``'s ``between_test_size`` and ``between_prior_size``), or ``None`` when they are
+    the whole sets of :func:`evaluation_sets` or the yardstick is the paper's benchmarks (scored whole)."""
+    if config["benchmarks"]["names"]:
+        return None
+    test = min(cfg["eval_test_size"], config["jigsaw"]["test_size"])
+    questions = config["world"]["test_per_capability"]
+    sizes = min(cfg["between_test_size"], test), min(cfg["between_prior_size"], questions)
+    return None if sizes == (test, questions) else sizes
 
 
 def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
@@ -152,7 +172,7 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     if job.out.exists():
         shutil.rmtree(job.out)  # a run killed half-way: start it again
     processor = modeling.load_checkpoint(job.start.dir)[1]
-    subset = _subset_sizes(job.cfg, jigsaw_test, prior_test_sets)
+    subset = job.between
     scored_on = {"start": job.start.fingerprint, "jigsaw": job.scoring["jigsaw"], "eval_test_size": len(jigsaw_test),
                  "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"], "kl": job.scoring["kl"]}
     kl = divergence.load_or_sample(job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir,
@@ -162,7 +182,7 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
                    max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"], batch_size=job.scoring["world"]["eval_batch_size"])
     evaluate = partial(evaluate_all, **scoring, prior_subset=subset and subset[1])
     between = subset and partial(evaluate_between, **scoring, test_size=subset[0], prior_subset=subset[1])
-    start_cache = job.start_points / f"{stages.fingerprint(scored_on | {'prior_subset': subset and subset[1]})}.json"
+    start_cache = job.start_points / f"{stages.fingerprint(scored_on | ({'prior_subset': subset[1]} if subset else {}))}.json"
     callbacks = [trainers.CurveCallback(evaluate, job.cfg["eval_every"], job.out / trainers.CURVES_FILE,
                                         start_cache=start_cache, between=between)]
     if job.keep_model and job.cfg.get("snapshot_step", 0) > 0:
@@ -172,18 +192,6 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     metrics = json.loads((job.out / trainers.METRICS_FILE).read_text())
     stages.mark_done(job.out, job.params, metrics)
     return job.finished()
-
-
-def _subset_sizes(cfg: dict[str, Any], jigsaw_test, prior_test_sets) -> tuple[int, int] | None:
-    """``(puzzles, questions per capability)`` the intermediate curve points are scored on (the section's
-    ``between_test_size`` and ``between_prior_size``), or ``None`` when they are the whole sets or the
-    suite is the paper's benchmarks (scored whole at every point)."""
-    if isinstance(prior_test_sets, benchmarks.Suite):
-        return None
-    puzzles = min(cfg["between_test_size"], len(jigsaw_test))
-    questions = min(cfg["between_prior_size"], min(len(s) for s in prior_test_sets.values()))
-    whole = puzzles == len(jigsaw_test) and all(questions == len(s) for s in prior_test_sets.values())
-    return None if whole else (puzzles, questions)
 
 
 def _jigsaw_prompts(puzzles) -> divergence.Prompts:

@@ -159,12 +159,18 @@ def render_timing(summary: dict) -> str:
     machine = summary.get("machine", {})
     lines = [f"Each notebook in the committed run (`{summary['profile']}` profile, {len(summary['seeds'])} seeds, "
              f"{machine.get('threads', 2)} threads on {machine.get('cpu', 'an unrecorded CPU')}; total "
-             f"{summary['wall_time_s'] / 60:.0f} min; memory: the peak resident memory of the notebook's kernel "
-             "and its workers together, sampled every 0.5 s):", "",
+             f"{summary['wall_time_s'] / 60:.0f} min{_trained(timing)}; memory: the peak resident memory of the "
+             "notebook's kernel and its workers together, sampled every 0.5 s):", "",
              "| notebook | time (min) | peak memory (GB) |", "|---|---|---|"]
     lines += [f"| `{name}` | {seconds / 60:.1f} | " + (f"{memory[name]:.2f}" if name in memory else "–") + " |"
               for name, seconds in timing["notebooks"].items()]
     return "\n".join(lines)
+
+
+def _trained(timing: dict) -> str:
+    """How many fine-tuning runs the run trained itself, where recorded: the others were read back from its
+    run folder, trained by an earlier run with the same fingerprints."""
+    return f", {timing['runs_trained']} fine-tuning runs trained in it" if "runs_trained" in timing else ""
 
 
 def render_committed(summary: dict) -> str:
@@ -177,7 +183,7 @@ def render_committed(summary: dict) -> str:
              f"| profile, seeds | `{summary['profile']}`, {summary['seeds']} |",
              f"| machine | {machine.get('cpu', '?')}, {machine.get('cpu_capability', '?')} kernels, torch "
              f"{machine.get('torch', '?')}, {machine.get('threads', '?')} threads |",
-             f"| wall time | {summary.get('wall_time_s', 0) / 60:.0f} min |",
+             f"| wall time | {summary.get('wall_time_s', 0) / 60:.0f} min{_trained(summary.get('timing', {}))} |",
              f"| claims | " + ", ".join(f"{sum(c['reproduced'] == v for c in summary.get('claims', []))} {label.lower()}"
                                         for v, label in VERDICTS) + " |", "",
              f"| method (shared recipe) | jigsaw exact (%) | prior mean (%) | drop from the {methods.name(ref).lower()} (points) |",

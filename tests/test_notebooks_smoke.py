@@ -65,6 +65,9 @@ def test_smoke_summary_follows_the_contract(smoke_run):
     assert set(memory) == set(summary["timing"]["notebooks"]) and max(memory.values()) == summary["timing"]["peak_rss_gb"]
     stages_s = summary["timing"]["stages"]  # seconds by stage and stage/part, GRPO's sampling among them
     assert all(isinstance(v, float) for v in stages_s.values()) and stages_s["finetune/rft/sampling"] > 0
+    # a fresh run trains every run of the frontiers itself (and the start's, and notebook 09's start)
+    runs = {(p["setting"], p["arm"], p["lr"], p["seed"]) for p in summary["frontier"]}
+    assert summary["timing"]["runs_trained"] >= len(runs) + 1
     forms = summary["freedom"]["forms"]  # notebook 09: every arm's points on both forms, with the forward KL
     assert set(forms) == {"free", "unique"}
     assert {p["arm"] for p in forms["free"]["frontier"]} == set(freedom.ARMS)

@@ -137,3 +137,11 @@ def test_render_found_groups_the_claims_by_verdict():
 
 def test_every_generated_block_is_up_to_date():
     assert report.main(["--check"]) == 0, "run `python -m jrft_utils.report`"
+
+
+def test_the_timing_says_how_many_runs_the_run_trained_itself():
+    summary = {"profile": "cpu", "seeds": [0], "wall_time_s": 600.0, "machine": {"cpu": "x", "threads": 2},
+               "timing": {"notebooks": {"00_base_model": 60.0}, "memory_gb": {"00_base_model": 1.0}}}
+    assert "trained" not in report.render_timing(summary)  # an older record: nothing said
+    summary["timing"]["runs_trained"] = 7
+    assert "total 10 min, 7 fine-tuning runs trained in it;" in report.render_timing(summary)
