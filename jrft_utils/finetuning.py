@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -208,11 +208,10 @@ def finetune(config: Config, method: str, corpus: str, dataset, seed: int, sets:
 
 
 def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[int], start: Start,
-                keep_model: bool = False, sweep: bool = True, unswept: Collection[str] = ()) -> dict[str, dict[str, Any]]:
+                keep_model: bool = False, sweep: bool = True) -> dict[str, dict[str, Any]]:
     """For each corpus of ``data``, the main runs (one per seed at the section's ``learning_rate``) and,
     with ``sweep``, the learning-rate sweep (first seed, each rate of the section's ``lr_sweep``) of
     ``method``, every run fine-tuning ``start`` (:func:`jrft_utils.warmup.start`); cached run by run.
-    The corpora in ``unswept`` (the control arms) get the main runs only.
     ``data`` maps a corpus name to its training dataset, or to a function of the seed returning
     ``(dataset, inputs)`` (``inputs``: fingerprints of the stages that made it) for corpora that differ per
     seed. Every run is measured every ``eval_every`` steps: the forgetting frontier reads all its points.
@@ -224,7 +223,7 @@ def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[i
     recipe = config[method]
     learning_rate = recipe["learning_rate"]
     def rates(corpus: str) -> list[float]:
-        return recipe["lr_sweep"] if sweep and corpus not in unswept else [learning_rate]
+        return recipe["lr_sweep"] if sweep else [learning_rate]
 
     jobs: dict[tuple, Job] = {}
     for corpus, source in data.items():

@@ -23,7 +23,7 @@ class Method:
     corpus: str | None
     settings: tuple[str, ...]
     colour: str
-    control: bool = False  # a control arm: not the paper's method, trained at the shared recipe only (no sweep)
+    control: bool = False  # a control arm: not the paper's method (class exercises skip its corpus)
 
 
 # Colours: entries of seaborn's colourblind-safe "colorblind" palette, fixed per method so that a method

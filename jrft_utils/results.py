@@ -1,10 +1,10 @@
 """The results contract: ``summary.json`` in the profile's figures folder.
 
 Its keys: ``profile``, ``seeds``, ``grid``, ``wall_time_s``, ``machine``, ``timing`` (the runner's
-``{"notebooks": {notebook: seconds}, "stages": {stage: seconds}, "peak_rss_gb": float, "memory_gb":
-{notebook: GB}}``: the fine-tuning runs' seconds per stage and its parts
-(:func:`jrft_utils.reproduce.stage_record`), each notebook's peak resident memory, its kernel and workers
-together, and the largest of these); ``methods`` (method key ->
+``{"notebooks": {notebook: seconds}, "stages": {stage: seconds}, "runs_trained": int, "peak_rss_gb": float,
+"memory_gb": {notebook: GB}}``: the seconds per stage and its parts of the fine-tuning runs the run trained
+(:func:`jrft_utils.reproduce.stage_record`), how many those were (the others were read back from the run
+folder), each notebook's peak resident memory, its kernel and workers together, and the largest of these); ``methods`` (method key ->
 METHOD_METRICS and ``prior``, capability -> accuracy; ``base`` is the pretrained base, ``start`` the
 checkpoint every arm fine-tunes from), ``corpora`` (corpus -> CORPUS_METRICS), ``claims``
 (:func:`jrft_utils.claims.evaluate`), ``text``, the text-only validation's ``methods`` and ``corpora``;

@@ -34,10 +34,6 @@ def test_runs_trained_in_worker_processes_are_cached_and_keep_the_recorded_sweep
     again = finetuning.run_method(config, "sft", "gt", data, [0], start, sweep=False)
     assert again["main"][0] == main
     assert set(finetuning.load_method_results(config, "gt", made_by="02_sft")["sweep"]) == {3e-4, 1e-3}
-    # a control arm beside it: its main runs only, while the swept corpus keeps every rate
-    both = finetuning.run_methods(config, "sft", {"gt": data, "control": data}, [0], start, unswept=("control",))
-    assert set(both["gt"]["sweep"]) == {3e-4, 1e-3} and both["gt"]["main"][0] == main
-    assert set(both["control"]["sweep"]) == {3e-4} and not (config.run_dir / "finetune" / "control" / "lr0.001").exists()
 
 
 def test_every_curve_point_carries_the_forward_kl_from_the_start(tmp_path, monkeypatch):

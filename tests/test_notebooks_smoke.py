@@ -192,10 +192,10 @@ def test_every_arm_starts_from_the_start_and_every_point_is_a_frontier_point(smo
     assert {p["lr"] for p in gt_points} == set(profiles.section("smoke", "sft")["lr_sweep"])
     assert [p["step"] for p in gt_points if p["lr"] == 1e-3] == [0, 2, 4]  # a sweep rate: its whole curve
     assert {p["arm"] for p in vision} >= {"sft_gt", "rft", "sft_teacher"}
-    # the control arms: trained and on the frontier, at the shared rate only
+    # the control arms: trained and on the frontier, at every rate of the sweep as every arm
     for control in methods.controls():
         assert {p["lr"] for p in vision if p["arm"] == methods.method_of_corpus(control)} == \
-            {profiles.section("smoke", "sft")["learning_rate"]}
+            set(profiles.section("smoke", "sft")["lr_sweep"])
     assert set(summary["matched"]) == {"vision", "text"}
     assert {c["id"]: c["comparison"] for c in summary["claims"] if c["id"] in claims.BEYOND} == \
         {10: "frontier", 11: "frontier", 12: "matched"}  # the KL claims read every point; notebook 09's, matched drops
