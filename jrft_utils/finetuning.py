@@ -172,7 +172,6 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     if job.out.exists():
         shutil.rmtree(job.out)  # a run killed half-way: start it again
     processor = modeling.load_checkpoint(job.start.dir)[1]
-    subset = job.between
     scored_on = {"start": job.start.fingerprint, "jigsaw": job.scoring["jigsaw"], "eval_test_size": len(jigsaw_test),
                  "world": job.scoring["world"], "benchmarks": job.scoring["benchmarks"], "kl": job.scoring["kl"]}
     kl = divergence.load_or_sample(job.start_points / f"kl-{stages.fingerprint(scored_on)}.pt", job.start.dir,
@@ -180,9 +179,10 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
                                    divergence.questions(prior_test_sets, with_images=True))
     scoring = dict(processor=processor, jigsaw_test=jigsaw_test, prior_test_sets=prior_test_sets, kl=kl,
                    max_new_tokens=job.scoring["jigsaw"]["max_new_tokens"], batch_size=job.scoring["world"]["eval_batch_size"])
-    evaluate = partial(evaluate_all, **scoring, prior_subset=subset and subset[1])
-    between = subset and partial(evaluate_between, **scoring, test_size=subset[0], prior_subset=subset[1])
-    start_cache = job.start_points / f"{stages.fingerprint(scored_on | ({'prior_subset': subset[1]} if subset else {}))}.json"
+    puzzles, questions = job.between or (None, None)
+    evaluate = partial(evaluate_all, **scoring, prior_subset=questions)
+    between = job.between and partial(evaluate_between, **scoring, test_size=puzzles, prior_subset=questions)
+    start_cache = job.start_points / f"{stages.fingerprint(scored_on | ({'prior_subset': questions} if job.between else {}))}.json"
     callbacks = [trainers.CurveCallback(evaluate, job.cfg["eval_every"], job.out / trainers.CURVES_FILE,
                                         start_cache=start_cache, between=between)]
     if job.keep_model and job.cfg.get("snapshot_step", 0) > 0:

@@ -83,7 +83,7 @@ def plot_frontier(points: list[dict[str, Any]], start_prior: float, title: str =
     scale = start_prior if start_prior > 0 else 1.0  # a start that knows nothing (smoke): plain accuracy
     frame = pd.DataFrame(points)
     frame = frame.assign(kept=frame["prior_mean"] / scale, method=[methods.name(a) for a in frame["arm"]],
-                         subset=frame["subset"].fillna(False).astype(bool) if "subset" in frame else False)
+                         subset=frame["subset"].eq(True) if "subset" in frame else False)
     palette = methods.palette(frame["method"])
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     whole, subset = frame[~frame["subset"]], frame[frame["subset"]]

@@ -329,7 +329,7 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
         results.record_fields(config, wall_time_s=wall, machine=machine,
                               timing={"notebooks": {k: round(v, 1) for k, v in times.items()},
                                       "stages": stage_record(stage_seconds),
-                                      "runs_trained": sum(int(t["runs"]) for t in stage_seconds.values()),
+                                      "runs_trained": sum(t["runs"] for t in stage_seconds.values()),
                                       "peak_rss_gb": round(peak_gb, 2),
                                       "memory_gb": {k: round(v, 2) for k, v in memory.items()}})
     return 0
