@@ -20,21 +20,24 @@ Controls (all with the true answers; they test explanations, not methods):
   and as long as the rollouts'), then the true answer: the start's own data without RFT's authorship.
 - ``random_trace``: a tile trace of a random permutation (drawn like the start's own training traces),
   then the true answer: the rollouts' form without their content.
+- ``foreign_think``: a think block of words the start never read (:data:`teacher.FOREIGN_WORDS`, drawn at
+  random), as many as the think block of the same puzzle's rollout in ``rft_rollouts`` (of a random
+  rollout for a puzzle without one), then the true answer: the rollouts' length, unlikely under the start
+  and saying nothing.
 
-Rollout corpora depend on the RFT run of the same seed; each built corpus is cached on disk under
+Rollout corpora (and ``foreign_think``) depend on the RFT run of the same seed; each built corpus is cached on disk under
 ``runs/<profile>/corpora/<name>/seed<k>-<key>`` (``key``: the fingerprint of what decides it).
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jrft_utils import finetuning, generation, jigsaw, methods, stages, teacher, warmup
+from jrft_utils import finetuning, generation, jigsaw, methods, stages, teacher, template, warmup
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -43,7 +46,6 @@ CORPORA = methods.corpora()
 
 class EmptyCorpusError(RuntimeError):
     """A rollout corpus with no sample (the RFT model solved nothing)."""
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 def check_corpus(name: str) -> None:
@@ -63,8 +65,7 @@ def rft_run_dir(config: Config, seed: int) -> Path:
 
 def with_true_answer(completion: str, answer: str) -> str:
     """``completion``'s think part (empty if it has none) followed by the correct answer block."""
-    match = _THINK.search(completion)
-    return jigsaw.completion_text(answer, think=match.group(1).strip() if match else "")
+    return jigsaw.completion_text(answer, think=template.think_text(completion))
 
 
 def sample_rollouts(checkpoint, train, num_samples: int, temperature: float, max_new_tokens: int,
@@ -92,6 +93,13 @@ def completions_for(config: Config, name: str, train, seed: int) -> tuple[list[i
         rng = np.random.default_rng(seed)
         return list(range(len(train))), [jigsaw.completion_text(a, think=jigsaw.tile_trace(
             jigsaw.random_answer(rng, len(jigsaw.answer_list(a))))) for a in answers]
+    if name == "foreign_think":
+        rollouts = build(config, "rft_rollouts", seed)[0]
+        lengths = {p: len(template.think_text(c[0]["content"]).split())
+                   for p, c in zip(rollouts["puzzle"], rollouts["completion"])}
+        thinks = template.length_matched_words(teacher.FOREIGN_WORDS, range(len(train)), lengths,
+                                               np.random.default_rng(seed))
+        return list(range(len(train))), [jigsaw.completion_text(a, think=t) for a, t in zip(answers, thinks)]
     if name == "start_think":
         room = config["rft"]["max_completion_length"]  # as long as GRPO's rollouts may be
         samples = sample_rollouts(warmup.start(config).dir, train, 1, cfg["temperature"], room, cfg["batch_size"], seed)
@@ -140,7 +148,7 @@ def build(config: Config, name: str, seed: int):
 
     check_corpus(name)
     inputs = {}
-    if name.endswith("rollouts"):
+    if name.endswith("rollouts") or name == "foreign_think":
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), "03_rft", config.profile)
     if name == "start_think":
         inputs["start"] = warmup.start(config).fingerprint

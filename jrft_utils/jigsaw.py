@@ -34,12 +34,13 @@ from jrft_utils import template
 # Every word the jigsaw prompt, answers and the teacher's reasoning use; the model factory adds these
 # to the tokenizer's vocabulary (digits and punctuation are always in it). The template tags
 # (template.TAGS) are not listed here: the base model's tokenizer owns them.
-VOCABULARY: tuple[str, ...] = (
-    "the", "image", "is", "cut", "into", "x", "tiles", "and", "shuffled", "for", "each", "position",
-    "give", "original", "index", "of", "its", "tile",
-    # the teacher's reasoning (jrft_utils.teacher)
+TEACHER_WORDS: tuple[str, ...] = (  # the teacher's foreign reasoning (jrft_utils.teacher)
     "i", "compare", "edges", "every", "pair", "pieces", "piece", "right", "left", "top", "bottom", "edge",
     "meets", "so", "goes", "to", "place",
+)
+VOCABULARY: tuple[str, ...] = (
+    "the", "image", "is", "cut", "into", "x", "tiles", "and", "shuffled", "for", "each", "position",
+    "give", "original", "index", "of", "its", "tile", *TEACHER_WORDS,
 )
 PUNCTUATION: tuple[str, ...] = (".", ",")
 

@@ -38,9 +38,11 @@ METHODS: tuple[Method, ...] = (
     Method("sft_early_rollouts", "SFT-early-rollouts", "early_rollouts", ("vision",), "#cc78bc"),  # pink
     Method("sft_teacher_foreign", "SFT-teacher-foreign", "teacher_foreign", ("vision",), "#56b4e9",  # light blue
            control=True),
-    Method("sft_start_think", "SFT-start-think", "start_think", ("vision",), "#fbafe4", control=True),  # light pink
-    Method("sft_random_trace", "SFT-random-trace", "random_trace", ("vision",), "#ece133", control=True),  # yellow
-    # notebook 09's SFT arms, in seaborn's "dark" palette (the colourblind one is used up above)
+    Method("sft_start_think", "SFT-start-think", "start_think", ("vision", "text"), "#fbafe4", control=True),  # light pink
+    Method("sft_random_trace", "SFT-random-trace", "random_trace", ("vision", "text"), "#ece133", control=True),  # yellow
+    Method("sft_foreign_think", "SFT-foreign-think", "foreign_think", ("vision", "text"), "#3c3c3c",  # charcoal,
+           control=True),  # from seaborn's "dark" palette: the colourblind one is used up
+    # notebook 09's SFT arms, in seaborn's "dark" palette too
     Method("sft_one", "SFT-1", "one", ("freedom",), "#8c0800"),                     # dark red
     Method("sft_two", "SFT-2", "two", ("freedom",), "#591e71"),                     # dark purple
     Method("sft_oracle", "SFT-oracle", "oracle", ("freedom",), "#12711c"),          # dark green
@@ -53,14 +55,16 @@ _BY_CORPUS = {m.corpus: m for m in METHODS if m.corpus}
 _BY_LABEL = _BY_KEY | {m.name: m for m in METHODS} | _BY_CORPUS
 
 
-def keys(setting: str = "vision") -> tuple[str, ...]:
-    """The keys of the methods ``setting`` runs, in registry order."""
-    return tuple(m.key for m in METHODS if setting in m.settings)
+def keys(setting: str = "vision", controls: bool = True) -> tuple[str, ...]:
+    """The keys of the methods ``setting`` runs, in registry order (without the control arms unless
+    ``controls``)."""
+    return tuple(m.key for m in METHODS if setting in m.settings and (controls or not m.control))
 
 
-def corpora(setting: str = "vision") -> tuple[str, ...]:
-    """The SFT corpora of ``setting``'s methods, in registry order."""
-    return tuple(m.corpus for m in METHODS if setting in m.settings and m.corpus)
+def corpora(setting: str = "vision", controls: bool = True) -> tuple[str, ...]:
+    """The SFT corpora of ``setting``'s methods, in registry order (without the control arms' unless
+    ``controls``)."""
+    return tuple(m.corpus for m in METHODS if setting in m.settings and m.corpus and (controls or not m.control))
 
 
 def controls(setting: str = "vision") -> tuple[str, ...]:

@@ -155,7 +155,7 @@ _CPU: dict[str, dict[str, Any]] = {
         "temperature": 1.0,
         "batch_size": 64,
         "require_correct": True,  # keep only a correct rollout (False: any; smoke only)
-        "controls": True,       # also build and train the control corpora (methods.controls), at the shared recipe
+        "controls": True,       # also build and train the control corpora (methods.controls), swept like every arm
     },
     "analysis": {               # what the notebooks read off finished runs (no training depends on them)
         "example_seed": 0,      # the puzzle notebook 01 draws to show the tile convention
@@ -203,7 +203,8 @@ _CPU: dict[str, dict[str, Any]] = {
                  "lr_sweep": [3e-5, 1e-4, 3e-4], "lr_scheduler": "constant", "warmup_steps": 0, "logging_steps": 1,
                  "eval_every": 25},
     "text_corpora": {"num_samples": 4, "temperature": 1.0, "max_new_tokens": 32, "batch_size": 128,
-                     "require_correct": True},
+                     "require_correct": True,
+                     "controls": True},  # also build and train the control corpora (methods.controls("text"))
 }
 
 _SMOKE: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
@@ -254,6 +255,7 @@ _CLASS["rft"].update(steps=100, batch_size=64, lr_sweep=[1e-4], eval_every=50, e
 _CLASS["start"].update(steps=100)  # a shorter start: notebook 01 in under two minutes
 _CLASS["corpora"].update(num_samples=2, controls=False)  # the paper's four corpora: notebook 04 as long as before
 _CLASS["dynamics"].update(n_u=8, n_v=16, lbk_steps=20, lbk_every=10)
+_CLASS["text_corpora"].update(controls=False)  # the paper's three corpora: notebook 08 as long as before
 _CLASS["text_sft"].update(lr_sweep=[1e-4], eval_every=100)
 _CLASS["text_rft"].update(lr_sweep=[1e-4], eval_every=100)
 _CLASS["freedom_sft"].update(lr_sweep=[3e-4])

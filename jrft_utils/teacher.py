@@ -26,8 +26,12 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from jrft_utils import jigsaw
+from jrft_utils import jigsaw, world
 
+# The foreign teacher's words that the start never read: in neither the world it was pretrained on nor the
+# jigsaw prompt it was warmed up on (the SFT-foreign-think control's think blocks are drawn from them).
+FOREIGN_WORDS: tuple[str, ...] = tuple(w for w in jigsaw.TEACHER_WORDS if w not in world.VOCABULARY
+                                       and w not in jigsaw.jigsaw_prompt(2, 2).split())
 EXACT_MAX_TILES = 9  # exhaustive search up to 9! = 362,880 arrangements
 BEAM_WIDTH = 256
 

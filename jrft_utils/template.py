@@ -8,7 +8,10 @@ scorers share this one module; it imports nothing from the package, so any modul
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
 TAGS: tuple[str, ...] = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -16,6 +19,7 @@ TAGS: tuple[str, ...] = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 _TEMPLATE = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_THINK_TEXT = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 def completion(answer: str, think: str = "") -> str:
@@ -87,3 +91,22 @@ def answer_text(completion: str) -> str:
 def without_think(completion: str) -> str:
     """``completion`` with every ``<think>...</think>`` block replaced by a space."""
     return _THINK.sub(" ", completion)
+
+
+def think_text(completion: str) -> str:
+    """The text of ``completion``'s first think block, whitespace collapsed (``""`` when it has none)."""
+    match = _THINK_TEXT.search(completion)
+    return " ".join(match.group(1).split()) if match else ""
+
+
+def length_matched_words(words: Sequence[str], keys: Sequence[Hashable], lengths: Mapping[Hashable, int],
+                         rng: np.random.Generator) -> list[str]:
+    """For each of ``keys``, a think text of words drawn uniformly from ``words``: as many as ``lengths[key]``
+    (the length, in words, of another corpus's think block for the same prompt), or, for a key without one,
+    as one of ``lengths``' values drawn at random. The think blocks of a corpus as long as the other's, and
+    saying nothing."""
+    if not words or not lengths:
+        raise ValueError("need words to draw and at least one length to match")
+    pool = list(lengths.values())
+    sizes = [lengths[k] if k in lengths else pool[int(rng.integers(len(pool)))] for k in keys]
+    return [" ".join(rng.choice(list(words), size=n)) for n in sizes]

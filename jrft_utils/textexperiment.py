@@ -6,9 +6,9 @@ caching, :mod:`jrft_utils.dynamics` for LBK and NLL, and the summary (its ``text
 
 1. :func:`pretrain`: a tiny ``Qwen2ForCausalLM`` learns arithmetic and science (cached stage).
 2. :func:`run_methods`: SFT on answers (``sft_gt``), GRPO (``rft``), SFT on the teacher's reasoning
-   (``sft_teacher``) and SFT on the final RFT model's correct rollouts (``sft_rft_rollouts``), one run per
-   seed, each with curves of task accuracy, prior knowledge and the forward KL from the base (profile
-   section `kl`), trained `run.workers` at a time.
+   (``sft_teacher``), SFT on the final RFT model's correct rollouts (``sft_rft_rollouts``) and the control
+   arms (:func:`corpus_samples`), one run per seed, each with curves of task accuracy, prior knowledge and
+   the forward KL from the base (profile section `kl`), trained `run.workers` at a time.
 3. :func:`corpus_dynamics`: LBK, direction and NLL under the base of each SFT corpus.
 """
 
@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from trl import SFTTrainer
 
@@ -200,10 +201,18 @@ def rft_run_dir(config: Config, seed: int) -> Path:
 
 
 def corpus_samples(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
-    """Corpus ``name`` (``gt``, ``teacher`` or ``rft_rollouts``) on the training tasks, as
-    ``{"prompt", "completion"}`` samples. ``rft_rollouts``: ``num_samples`` completions of the final RFT
-    model of ``seed`` per task, sampled at ``temperature``, the first right one kept (cached); tasks with
-    none are left out (unless ``require_correct`` is off, as in the smoke profile)."""
+    """Corpus ``name`` on the training tasks, as ``{"prompt", "completion"}`` samples:
+
+    - ``gt``: the answer alone; ``teacher``: the teacher's trace, then the answer;
+    - ``rft_rollouts``: ``num_samples`` completions of the final RFT model of ``seed`` per task, sampled at
+      ``temperature``, the first right one kept; tasks with none are left out (unless ``require_correct``
+      is off, as in the smoke profile);
+    - controls, each with the true answer: ``start_think``, a think block sampled from the base (as long
+      as GRPO's rollouts may be); ``random_trace``, the trace of a pretraining arithmetic problem drawn at
+      random (the rollouts' form without their content); ``foreign_think``, words the base never read
+      (:data:`textworld.FOREIGN_WORDS`), as many as the think block of the task's rollout.
+
+    Sampled corpora are cached in the run folder."""
     if name not in CORPORA:
         raise ValueError(f"unknown text corpus {name!r}; corpora: {CORPORA}")
     tasks = task_split(config, "train")
@@ -212,25 +221,65 @@ def corpus_samples(config: Config, name: str, seed: int) -> list[dict[str, Any]]
     if name == "teacher":
         return [{"prompt": t["prompt"], "completion": textworld.teacher_completion(t["digits"])}
                 for t in tasks]
-    cfg = config["text_corpora"]
-    source = rft_run_dir(config, seed)
-    params = {"cfg": cfg, "seed": seed, "rft": stages.stage_fingerprint(source, NOTEBOOK, config.profile),
-              "world": config["text_world"]}
-    out = run_dir(config) / "corpora" / f"rft_rollouts_seed{seed}-{stages.fingerprint(params)[:8]}"
+    if name == "random_trace":
+        traces = [template.think_text(s["completion"]) for s in textworld.generate("arithmetic", len(tasks), seed)]
+        return _with_answers(tasks, traces)
+    if name == "foreign_think":
+        lengths = {r["prompt"]: len(template.think_text(r["completion"]).split())
+                   for r in corpus_samples(config, "rft_rollouts", seed)}
+        return _with_answers(tasks, template.length_matched_words(
+            textworld.FOREIGN_WORDS, [t["prompt"] for t in tasks], lengths, np.random.default_rng(seed)))
+    return _sampled_corpus(config, name, seed, tasks)
+
+
+def _with_answers(tasks: list[dict[str, Any]], thinks: list[str]) -> list[dict[str, Any]]:
+    """Each task's prompt and a completion of its think text and its true answer."""
+    return [{"prompt": t["prompt"], "completion": template.completion(str(t["answer"]), think)}
+            for t, think in zip(tasks, thinks)]
+
+
+def _sampled_corpus(config: Config, name: str, seed: int, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`corpus_samples`' sampled corpora, ``rft_rollouts`` (from the RFT model of ``seed``) and
+    ``start_think`` (from the base), cached in the run folder."""
+    cfg = {k: v for k, v in config["text_corpora"].items() if k != "controls"}  # which corpora are built, not how
+    if name == "rft_rollouts":
+        source, k, room = rft_run_dir(config, seed), cfg["num_samples"], cfg["max_new_tokens"]
+        params = {"cfg": cfg, "seed": seed, "rft": stages.stage_fingerprint(source, NOTEBOOK, config.profile),
+                  "world": config["text_world"]}
+    else:
+        source, k, room = base_dir(config), 1, config["text_rft"]["max_completion_length"]
+        params = {"name": name, "cfg": cfg, "seed": seed, "room": room, "world": config["text_world"],
+                  "base": stages.stage_fingerprint(source, NOTEBOOK, config.profile)}
+    out = run_dir(config) / "corpora" / f"{name}_seed{seed}-{stages.fingerprint(params)[:8]}"
     if stages.cached(out, params) is None:
-        model, tokenizer = modeling.load_checkpoint(source / "model")
-        k = cfg["num_samples"]
+        model, tokenizer = modeling.load_checkpoint(source / "model" if name == "rft_rollouts" else source)
         outs = generation.generate_completions(model, tokenizer, None, [t["prompt"] for t in tasks for _ in range(k)],
-                                               cfg["max_new_tokens"], cfg["batch_size"], temperature=cfg["temperature"],
-                                               seed=seed, desc="sampling rollouts")
-        kept = []
-        for i, t in enumerate(tasks):
-            right = [o for o in outs[i * k:(i + 1) * k] if textworld.score_task(o, t["answer"])["acc"] == 1.0]
-            if right or not cfg["require_correct"]:
-                kept.append({"prompt": t["prompt"], "completion": (right or outs[i * k:(i + 1) * k])[0]})
+                                               room, cfg["batch_size"], temperature=cfg["temperature"],
+                                               seed=seed, desc=f"sampling {name}")
+        if name == "start_think":
+            kept = _with_answers(tasks, [template.think_text(o) for o in outs])
+        else:
+            kept = []
+            for i, t in enumerate(tasks):
+                right = [o for o in outs[i * k:(i + 1) * k] if textworld.score_task(o, t["answer"])["acc"] == 1.0]
+                if right or not cfg["require_correct"]:
+                    kept.append({"prompt": t["prompt"], "completion": (right or outs[i * k:(i + 1) * k])[0]})
         results.write_json_atomic(out / "corpus.json", kept)
         stages.mark_done(out, params, {"size": len(kept), "of": len(tasks)})
     return json.loads((out / "corpus.json").read_text())
+
+
+def sft_arms(config: Config) -> list[str]:
+    """The SFT methods of :data:`CORPUS_OF` the run trains: all of them, but the controls when
+    ``text_corpora.controls`` is off."""
+    return [m for m, c in CORPUS_OF.items() if config["text_corpora"]["controls"] or c not in methods.controls("text")]
+
+
+def sft_methods(config: Config, seed: int) -> list[str]:
+    """The :func:`sft_arms` that train for ``seed``: none that needs the RFT rollouts when the RFT model of
+    ``seed`` solved no training task in its samples."""
+    return [m for m in sft_arms(config) if CORPUS_OF[m] not in ("rft_rollouts", "foreign_think")
+            or corpus_samples(config, "rft_rollouts", seed)]
 
 
 def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dict[str, Any]):
@@ -240,7 +289,7 @@ def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dic
     section = "text_rft" if method == "rft" else "text_sft"
     cfg = config.with_knobs(section, **knobs)[section]
     inputs = {"base": stages.stage_fingerprint(base_dir(config), NOTEBOOK, config.profile)}
-    if method == "sft_rft_rollouts":
+    if method in ("sft_rft_rollouts", "sft_foreign_think"):  # corpora made from the RFT model's rollouts
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), NOTEBOOK, config.profile)
     params = {"method": method, "cfg": finetuning.run_recipe(cfg), "seed": seed, "world": config["text_world"], "inputs": inputs,
               "kl": config["kl"]}
@@ -303,15 +352,13 @@ def run_methods(config: Config, seeds: list[int], progress: bool = True) -> dict
     """Every fine-tuning method for every seed with the ``text_sft`` / ``text_rft`` recipes
     (:func:`finetune_runs`; RFT first: its rollouts make a corpus), recorded in the summary's ``text``
     section together with the base (the curves' step 0). A seed whose RFT model solved no training task
-    has no ``sft_rft_rollouts`` run."""
+    has no ``sft_rft_rollouts`` or ``sft_foreign_think`` run."""
     rft_runs = finetune_runs(config, {seed: {"method": "rft", "seed": seed} for seed in seeds}, progress)
     # the RFT runs come first: the rft_rollouts corpus of each seed is sampled from its RFT model
-    sft_calls = {(method, seed): {"method": method, "seed": seed}
-                 for seed in seeds for method in CORPUS_OF
-                 if method != "sft_rft_rollouts" or corpus_samples(config, "rft_rollouts", seed)}
+    sft_calls = {(method, seed): {"method": method, "seed": seed} for seed in seeds for method in sft_methods(config, seed)}
     sft_runs = finetune_runs(config, sft_calls, progress)
     by_method = {"rft": {seed: rft_runs[seed] for seed in seeds}} | {
-        method: {seed: sft_runs[method, seed] for seed in seeds if (method, seed) in sft_runs} for method in CORPUS_OF}
+        method: {seed: sft_runs[method, seed] for seed in seeds if (method, seed) in sft_runs} for method in sft_arms(config)}
     for method, by_seed in by_method.items():
         for seed, run in by_seed.items():
             results.record_text(config, "method", method, seed, summary_metrics(run))
@@ -332,10 +379,10 @@ def lr_sweep(config: Config, seed: int, progress: bool = True) -> dict[str, dict
     rft_runs = finetune_runs(config, {lr: {"method": "rft", "seed": seed, "frontier": lr != rft_cfg["learning_rate"],
                                            "knobs": {"learning_rate": lr}} for lr in rft_cfg["lr_sweep"]},
                              progress)
-    sft_methods = [m for m in CORPUS_OF if m != "sft_rft_rollouts" or corpus_samples(config, "rft_rollouts", seed)]
+    arms = sft_methods(config, seed)
     sft_runs = finetune_runs(config, {(method, lr): {"method": method, "seed": seed, "knobs": {"learning_rate": lr}}
-                                      for method in sft_methods for lr in sft_cfg["lr_sweep"]}, progress)
-    by_method = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in sft_methods}
+                                      for method in arms for lr in sft_cfg["lr_sweep"]}, progress)
+    by_method = {method: {lr: sft_runs[method, lr] for lr in sft_cfg["lr_sweep"]} for method in arms}
     return by_method | {"rft": {lr: rft_runs[lr] for lr in rft_cfg["lr_sweep"]}}
 
 
@@ -355,9 +402,9 @@ def corpus_dynamics(config: Config, seeds: list[int]) -> "pd.DataFrame":
     rows = []
     for name in CORPORA:
         for seed in seeds:
-            samples = corpus_samples(config, name, seed)
-            if not samples:
+            if methods.method_of_corpus(name) not in sft_methods(config, seed):
                 continue
+            samples = corpus_samples(config, name, seed)
             res = dynamics.corpus_dynamics(model, tokenizer, samples, probes, n_u=cfg["n_u"], n_v=cfg["n_v"], seed=seed)
             rows.append({"corpus": name, "seed": seed, "size": len(samples),
                          **{k: res[k] for k in ("lbk", "direction", "cosine", "nll", "ppl")}})

@@ -53,9 +53,12 @@ ALL_PROPERTIES: tuple[str, ...] = tuple(dict.fromkeys(p for props in PROPERTIES.
 TEST_SEED = 2_147_483_647  # the held-out split and test sets never change between stages or seeds
 TASK_PROMPT_WORDS: tuple[str, ...] = ("which", "is", "the", "largest", "of")
 TEACHER_WORDS: tuple[str, ...] = ("i", "compare", "the", "largest", "is")
-VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys((
+WORLD_WORDS: tuple[str, ...] = (  # every word of the pretraining samples
     "what", "is", "a", "does", "have", "has", "no", "yes", *KINDS, *(m for ms in KINDS.values() for m in ms),
-    *ALL_PROPERTIES, *TASK_PROMPT_WORDS, *TEACHER_WORDS)))
+    *ALL_PROPERTIES)
+VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys((*WORLD_WORDS, *TASK_PROMPT_WORDS, *TEACHER_WORDS)))
+# the words the base never read (the SFT-foreign-think control's think blocks are drawn from them)
+FOREIGN_WORDS: tuple[str, ...] = tuple(w for w in VOCABULARY if w not in WORLD_WORDS)
 
 
 class TextWorldError(ValueError):

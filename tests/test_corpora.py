@@ -7,7 +7,7 @@ import math
 
 import datasets
 
-from jrft_utils import corpora, finetuning, jigsaw, methods, profiles
+from jrft_utils import corpora, finetuning, jigsaw, methods, modeling, profiles, teacher, template, world
 
 
 def _corpus(puzzles: list[int], texts: list[str]) -> datasets.Dataset:
@@ -69,3 +69,28 @@ def test_the_controls_are_built_only_when_the_profile_asks(monkeypatch):
     off = on.with_knobs("corpora", controls=False)
     assert set(corpora.build_available(off, [0])[0]) == set(corpora.CORPORA) - set(methods.controls())
     assert profiles.resolve("class")["corpora"]["controls"] is False
+
+
+def test_foreign_think_is_as_long_as_the_rollouts_think_in_words_the_start_never_read(monkeypatch):
+    """``foreign_think``: for a puzzle with a rollout, as many foreign words as its think block; for the
+    others, the length of some rollout; then the true answer."""
+    config = profiles.resolve("smoke")
+    train = finetuning.jigsaw_splits(config)["train"]
+    rollouts = _corpus([0, 2], [jigsaw.completion_text("0 1 2 3", think="tile 0 in cell 0 ."),  # 6 words
+                                jigsaw.completion_text("0 1 2 3", think="x " * 9)])  # 9 words
+    monkeypatch.setattr(corpora, "build", lambda config, name, seed: (rollouts, {}))
+    rows, texts = corpora.completions_for(config, "foreign_think", train, 0)
+    assert rows == list(range(len(train)))
+    assert [jigsaw.parse_answer(t, 4) for t in texts] == [jigsaw.answer_list(a) for a in train["answer"]]
+    thinks = [template.think_text(t).split() for t in texts]
+    assert all(set(words) <= set(teacher.FOREIGN_WORDS) for words in thinks)
+    assert len(thinks[0]) == 6 and len(thinks[2]) == 9 and {len(w) for w in thinks} == {6, 9}
+    assert corpora.completions_for(config, "foreign_think", train, 0)[1] == texts  # seeded
+
+
+def test_the_foreign_words_are_known_to_the_tokenizer_and_unread_by_the_start():
+    prompt = set(jigsaw.jigsaw_prompt(3, 3).split())
+    assert teacher.FOREIGN_WORDS and not set(teacher.FOREIGN_WORDS) & (set(world.VOCABULARY) | prompt)
+    assert set(teacher.FOREIGN_WORDS) <= set(modeling.vocabulary())  # no unknown token
+    trace = jigsaw.tile_trace([2, 0, 3, 1])  # what the start writes
+    assert not set(trace.split()) & set(teacher.FOREIGN_WORDS)

@@ -22,13 +22,18 @@ def test_the_registry_holds_the_summarys_methods_and_corpora():
 
 def test_corpora_and_methods_map_both_ways():
     assert methods.corpus_of("text") == textexperiment.CORPUS_OF == {
-        "sft_gt": "gt", "sft_teacher": "teacher", "sft_rft_rollouts": "rft_rollouts"}
+        "sft_gt": "gt", "sft_teacher": "teacher", "sft_rft_rollouts": "rft_rollouts", "sft_start_think": "start_think",
+        "sft_random_trace": "random_trace", "sft_foreign_think": "foreign_think"}
     assert all(methods.method_of_corpus(c) == m for m, c in methods.corpus_of().items())
     assert "sft_early_rollouts" in methods.corpus_of() and "rft" not in methods.corpus_of()
     assert [methods.name(m) for m in methods.keys()] == [
         "Base", "Start", "SFT-Non-Rea", "RFT", "SFT-Rea-teacher", "SFT-Rea-GRPO-Rollout", "SFT-early-rollouts",
-        "SFT-teacher-foreign", "SFT-start-think", "SFT-random-trace"]
-    assert methods.controls() == ("teacher_foreign", "start_think", "random_trace") and methods.controls("text") == ()
+        "SFT-teacher-foreign", "SFT-start-think", "SFT-random-trace", "SFT-foreign-think"]
+    assert methods.controls() == ("teacher_foreign", "start_think", "random_trace", "foreign_think")
+    assert methods.controls("text") == ("start_think", "random_trace", "foreign_think")
+    # the paper's arms alone: what claims 5-9 compare
+    assert methods.keys("text", controls=False) == ("base", "sft_gt", "rft", "sft_teacher", "sft_rft_rollouts")
+    assert methods.corpora(controls=False) == ("gt", "teacher", "rft_rollouts", "early_rollouts")
     assert set(methods.controls()) <= set(methods.corpora())  # a control is an arm: built, trained, recorded
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from jrft_utils import jigsaw, modeling, template, textworld, world
@@ -67,3 +68,14 @@ def test_the_blocks_are_read_back():
     assert template.answer_text("no  tags\n here") == "no tags here"  # the whole completion, collapsed
     assert template.answer_text("<answer></answer>") == ""
     assert template.without_think("<think> no </think><answer> yes </answer>") == " <answer> yes </answer>"
+
+
+def test_length_matched_words_match_by_key_and_draw_lengths_for_the_rest():
+    rng = np.random.default_rng(0)
+    thinks = template.length_matched_words(("a", "b"), ["x", "y", "z"], {"x": 3, "y": 0}, rng)
+    assert len(thinks[0].split()) == 3 and thinks[1] == "" and len(thinks[2].split()) in (0, 3)
+    assert set(" ".join(thinks).split()) <= {"a", "b"}
+    assert template.think_text("<think>  one   two </think> <answer> 3 </answer>") == "one two"
+    assert template.think_text("no think") == ""
+    with pytest.raises(ValueError, match="length"):
+        template.length_matched_words(("a",), ["x"], {}, rng)

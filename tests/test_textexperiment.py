@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jrft_utils import claims, dynamics, generation, profiles, results, stages, textworld
+from jrft_utils import claims, dynamics, generation, methods, profiles, results, stages, template, textworld
 from jrft_utils import modeling
 from jrft_utils import textexperiment as tx
 
@@ -72,8 +72,19 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     assert abs(rft["curves"][0]["kl_new"]) < 1e-4  # the base against itself
     corpus = tx.corpus_samples(config, "rft_rollouts", 0)  # the smoke profile keeps wrong rollouts too
     assert len(corpus) == len(tx.task_split(config, "train"))
+    tasks = tx.task_split(config, "train")
+    for name in ("start_think", "random_trace", "foreign_think"):  # the controls: their think, the true answer
+        control = tx.corpus_samples(config, name, 0)
+        assert [c["prompt"] for c in control] == [t["prompt"] for t in tasks]
+        assert [textworld.parse_answer(c["completion"]) for c in control] == [t["answer"] for t in tasks]
+    traces = [template.think_text(c["completion"]) for c in tx.corpus_samples(config, "random_trace", 0)]
+    assert all(" = " in t for t in traces)  # an arithmetic trace of the base's own pretraining style
+    rollout_length = {r["prompt"]: len(template.think_text(r["completion"]).split()) for r in corpus}
+    for c in tx.corpus_samples(config, "foreign_think", 0):
+        words = template.think_text(c["completion"]).split()
+        assert set(words) <= set(textworld.FOREIGN_WORDS) and len(words) == rollout_length[c["prompt"]]
     runs = tx.run_methods(config, [0], progress=False)
-    assert set(runs) == {"rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
+    assert set(runs) == set(methods.keys("text")) - {"base"}  # the controls too: text_corpora.controls
     assert runs["sft_gt"][0]["curves"][0] == runs["rft"][0]["curves"][0]  # one base, one step-0 point
     main_rft = stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile)
     sweep = tx.lr_sweep(config.with_knobs("text_sft", lr_sweep=[1e-4, 3e-4]), 0, progress=False)
@@ -86,9 +97,9 @@ def test_text_experiment_end_to_end_on_smoke(tmp_path):
     assert (tx.rft_run_dir(config, 0) / "model").exists() and not (Path(sweep["rft"][3e-4]["dir"]) / "model").exists()
     assert stages.stage_fingerprint(tx.rft_run_dir(config, 0), tx.NOTEBOOK, config.profile) == main_rft
     frame = tx.corpus_dynamics(config, [0])
-    assert list(frame["corpus"]) == ["gt", "teacher", "rft_rollouts"]
+    assert tuple(frame["corpus"]) == methods.corpora("text")
     text = results.load_summary(config)["text"]
-    assert set(text["methods"]) == {"base", "rft", "sft_gt", "sft_teacher", "sft_rft_rollouts"}
+    assert set(text["methods"]) == set(methods.keys("text"))
     assert set(text["corpora"]["gt"]) == {"lbk", "direction", "nll_base"}
     # a changed recipe is a new stage in a folder of its own: the profile's own run is not replaced
     main = tx.rft_run_dir(config, 0)
@@ -104,10 +115,11 @@ def test_text_runs_train_in_worker_processes_and_are_read_back(tmp_path, monkeyp
     """With ``run.workers`` = 2 the text runs go to spawned one-thread workers (RFT first, its rollouts
     make a corpus), each with its trainer's output in ``<run dir>.log``; a second call reads them back."""
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
-    config = profiles.resolve("smoke", run={"workers": 2})
+    config = profiles.resolve("smoke", run={"workers": 2}, text_corpora={"controls": False})
     results.start_summary(config)
     tx.pretrain(config, progress=False)
     runs = tx.run_methods(config, [0], progress=False)
+    assert tx.sft_methods(config, 0) == ["sft_gt", "sft_teacher", "sft_rft_rollouts"]  # the paper's arms alone
     assert {m: list(r) for m, r in runs.items()} == {m: [0] for m in ("rft", "sft_gt", "sft_teacher", "sft_rft_rollouts")}
     for by_seed in runs.values():
         assert "train_runtime" in Path(by_seed[0]["dir"]).with_suffix(".log").read_text()

@@ -84,3 +84,10 @@ def test_every_word_is_in_the_vocabulary():
     texts += [t["prompt"] + " " + textworld.teacher_completion(t["digits"]) for t in textworld.make_tasks(50, "train")]
     words = {w for t in texts for w in t.split() if not w.isdigit() and w not in "+-=?.," and not w.startswith("<")}
     assert words <= set(textworld.VOCABULARY)
+
+
+def test_the_foreign_words_are_every_word_the_base_never_read():
+    pretraining = {w for cap in textworld.CAPABILITIES for s in textworld.generate(cap, 2000, seed=0)
+                   for w in f"{s['prompt']} {s['completion']}".split()}
+    assert textworld.FOREIGN_WORDS and not set(textworld.FOREIGN_WORDS) & pretraining
+    assert set(textworld.FOREIGN_WORDS) | set(textworld.WORLD_WORDS) == set(textworld.VOCABULARY)
