@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from jrft_utils import divergence, evaluation, generation, jigsaw, qwen, results, stages, trainers
+from jrft_utils import distributed, divergence, evaluation, generation, jigsaw, qwen, results, stages, trainers
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -114,6 +114,7 @@ class Job:
     keep_model: bool
     start_points: Path  # the folder of cached step-0 points
     between: tuple[int, int] | None = None  # puzzles, questions a capability of the points between the first and last
+    launch: distributed.Launch | None = None  # train in several processes (run.processes > 1)
 
     def finished(self) -> dict[str, Any] | None:
         """What :func:`execute` returns, when the run is already done; else ``None``."""
@@ -136,7 +137,8 @@ def plan(config: Config, method: str, corpus: str, dataset, inputs: dict[str, st
     return Job(method, corpus, dataset, seed, cfg, start, out, params,
                {"jigsaw": config["jigsaw"], "world": config["world"], "benchmarks": config["benchmarks"],
                 "kl": config["kl"]},
-               config["model"], keep_model, config.run_dir / "finetune" / "start_points", between)
+               config["model"], keep_model, config.run_dir / "finetune" / "start_points", between,
+               distributed.settings(config["run"]))
 
 
 # the knobs that decide a run only when they make its intermediate points use subsets (plan: "between")
@@ -188,7 +190,7 @@ def execute(job: Job, jigsaw_test, prior_test_sets) -> dict[str, Any]:
     if job.keep_model and job.cfg.get("snapshot_step", 0) > 0:
         callbacks.append(trainers.SnapshotCallback(processor, job.cfg["snapshot_step"], job.out / "snapshot"))
     trainers.train(job.method, job.start.dir, job.dataset, job.cfg, job.out, job.seed, callbacks,
-                   save_model=job.keep_model, peft_config=qwen.lora_config(job.lora))
+                   save_model=job.keep_model, peft_config=qwen.lora_config(job.lora), launch=job.launch)
     metrics = json.loads((job.out / trainers.METRICS_FILE).read_text())
     stages.mark_done(job.out, job.params, metrics)
     return job.finished()

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jrft_utils import divergence, dynamics, evaluation, finetuning, frontiers, generation, jigsaw, mechanism
+from jrft_utils import distributed, divergence, dynamics, evaluation, finetuning, frontiers, generation, jigsaw, mechanism
 from jrft_utils import methods, modeling, results, stages, template, trainers, warmup
 from jrft_utils.profiles import FREEDOM_FORMS as FORMS
 from jrft_utils.profiles import Config
@@ -297,7 +297,8 @@ def start(config: Config) -> finetuning.Start:
             shutil.rmtree(out)
         cfg = config["freedom_sft"] | {"steps": config["freedom"]["start_steps"],
                                        "learning_rate": config["freedom"]["start_learning_rate"]}
-        metrics = trainers.train("sft", shared.dir, start_corpus(config), cfg, out, config["freedom"]["seed"])
+        metrics = trainers.train("sft", shared.dir, start_corpus(config), cfg, out, config["freedom"]["seed"],
+                                 launch=distributed.settings(config["run"]))
         stages.mark_done(out, params, metrics)
     return finetuning.Start(out / "model", stages.stage_fingerprint(out, "09_output_freedom", config.profile))
 
@@ -399,9 +400,10 @@ def execute(job: Job) -> dict[str, Any]:
     curve = trainers.CurveCallback(partial(evaluate, processor=processor, test=test, prior_sets=prior, kl=kl),
                                    job.cfg["eval_every"], job.out / trainers.CURVES_FILE, start_cache=start_cache)
     rng = np.random.default_rng([job.seed, 9])
+    launch = distributed.settings(job.config["run"])
     if job.arm == "rft":
         trainers.train("rft", job.start.dir, grpo_dataset(questions, train), job.cfg, job.out, job.seed, [curve], save_model=False,
-                       reward_funcs=[acc_reward, fmt_reward], progress=False)
+                       reward_funcs=[acc_reward, fmt_reward], progress=False, launch=launch)
     elif job.arm == "sft_self_iter":
         _iterate(job, model, processor, train, questions, curve, rng)
     else:
@@ -411,7 +413,7 @@ def execute(job: Job) -> dict[str, Any]:
         answers = draw(targets(job.arm, train["correct"], tiles, logprobs), _epochs(job.cfg, train),
                        rng, fixed=job.arm == "sft_self")
         trainers.train("sft", job.start.dir, sft_dataset(questions, answers), job.cfg, job.out, job.seed, [curve],
-                       save_model=False, progress=False)
+                       save_model=False, progress=False, launch=launch)
     metrics = json.loads((job.out / trainers.METRICS_FILE).read_text())
     stages.mark_done(job.out, job.params, metrics)
     return job.finished()
@@ -441,7 +443,7 @@ def _iterate(job: Job, model, processor, train: dict[str, list], questions: data
         answers = draw(targets(job.arm, train["correct"], tiles, logprobs), 1, rng)
         out = job.out / f"epoch{epoch}"
         metrics = trainers.train("sft", source, sft_dataset(questions, answers), job.cfg | {"steps": per_epoch}, out,
-                                 job.seed + epoch, progress=False)
+                                 job.seed + epoch, progress=False, launch=distributed.settings(job.config["run"]))
         seconds += metrics["train_time_s"]
         clock = {k: clock.get(k, 0.0) + v for k, v in metrics["time_s"].items()}
         source = out / "model"

@@ -31,6 +31,8 @@ _CPU: dict[str, dict[str, Any]] = {
         "workers": 2,           # fine-tuning runs trained at once, each in its own process on one thread (one a core;
                                 # a third process slows the other two more than it adds)
         "ship_bases": True,     # a rebuilt base with the profile's own settings is written to data/ (shipped)
+        "processes": 1,         # processes that train one fine-tuning run together (> 1: accelerate, jrft_utils.distributed)
+        "accelerate_config": "configs/accelerate/ddp.yaml",  # their accelerate config (ddp.yaml, zero2.yaml), from the repository root
     },
     "model": {
         "source": "tiny",       # "tiny": built and pretrained here; else a Qwen2.5-VL hub id or folder

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from trl import SFTTrainer
 
-from jrft_utils import divergence, dynamics, finetuning, generation, methods, results, shipped, stages, template, textworld, trainers
+from jrft_utils import distributed, divergence, dynamics, finetuning, generation, methods, results, shipped, stages, template, textworld, trainers
 from jrft_utils import modeling
 from jrft_utils.profiles import Config
 
@@ -324,7 +324,8 @@ def finetune(config: Config, method: str, seed: int, progress: bool = True, *, f
         else:
             data, kind, rewards = sft_dataset(corpus_samples(config, CORPUS_OF[method], seed)), "sft", None
         trainers.train(kind, base, data, cfg, out, seed, callbacks,
-                       save_model=method == "rft" and not frontier, reward_funcs=rewards, progress=progress)
+                       save_model=method == "rft" and not frontier, reward_funcs=rewards, progress=progress,
+                       launch=distributed.settings(config["run"]))
         done = json.loads((out / trainers.METRICS_FILE).read_text())
         stages.mark_done(out, params, done)
     return done | {"curves": trainers.load_curves(out), "dir": str(out)}

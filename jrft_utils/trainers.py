@@ -18,6 +18,7 @@ import json
 import time
 import warnings
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 from trl.extras import profiling
 
-from jrft_utils import jigsaw, results
+from jrft_utils import distributed, jigsaw, results
 from jrft_utils import modeling
 
 CURVES_FILE = "curves.json"
@@ -71,6 +72,8 @@ class CurveCallback(TrainerCallback):
         return point
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not distributed.is_main():  # across processes (jrft_utils.distributed) the main one measures
+            return
         if self.start_cache and self.start_cache.exists():
             self.points.append(json.loads(self.start_cache.read_text()))
             results.write_json_atomic(self.path, self.points)
@@ -80,11 +83,11 @@ class CurveCallback(TrainerCallback):
             results.write_json_atomic(self.start_cache, point)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.every == 0:
+        if distributed.is_main() and state.global_step % self.every == 0:
             self.measure(model, state.global_step, intermediate=state.global_step < state.max_steps)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if self.points[-1]["step"] != state.global_step:
+        if distributed.is_main() and self.points[-1]["step"] != state.global_step:
             self.measure(model, state.global_step)
 
 
@@ -110,14 +113,14 @@ class SnapshotCallback(TrainerCallback):
         self.processor, self.step, self.path = processor, step, Path(path)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step == self.step:
+        if distributed.is_main() and state.global_step == self.step:
             modeling.save_checkpoint(model, self.processor, self.path)
 
 
 def _common_args(cfg: dict[str, Any], output_dir: Path, seed: int, progress: bool = True) -> dict[str, Any]:
     return dict(
         output_dir=str(output_dir), max_steps=cfg["steps"], learning_rate=cfg["learning_rate"],
-        per_device_train_batch_size=cfg["batch_size"], lr_scheduler_type=cfg["lr_scheduler"],
+        per_device_train_batch_size=distributed.per_device(cfg["batch_size"]), lr_scheduler_type=cfg["lr_scheduler"],
         warmup_steps=cfg["warmup_steps"], weight_decay=0.0, max_grad_norm=1.0, logging_steps=cfg["logging_steps"],
         save_strategy="no", report_to="none", seed=seed, data_seed=seed, bf16=False,
         use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=not progress,
@@ -156,16 +159,22 @@ def reward_functions(names: list[str]) -> list:
 
 def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any], output_dir: str | Path,
           seed: int, callbacks: list[TrainerCallback] = (), save_model: bool = True,
-          peft_config=None, reward_funcs: list | None = None, progress: bool = True) -> dict[str, Any]:
+          peft_config=None, reward_funcs: list | None = None, progress: bool = True,
+          launch: distributed.Launch | None = None) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``base_dir`` with ``method`` (``"sft"`` or ``"rft"``), the image side
     frozen when ``cfg["freeze_vision"]`` (:func:`modeling.freeze_image_side`), and, with
     ``save_model``, save the result to ``<output_dir>/model``; ``peft_config``: LoRA through PEFT;
     ``reward_funcs``: GRPO's rewards (default: the jigsaw rewards named in ``cfg["rewards"]``). Returns
     (and writes to ``metrics.json``) ``steps`` and ``train_time_s``, plus the final point of a
-    :class:`CurveCallback` among ``callbacks``."""
+    :class:`CurveCallback` among ``callbacks``. ``launch``: train in several processes
+    (:mod:`jrft_utils.distributed`; the launch's log in ``<output_dir>/launch``)."""
     if method not in ("sft", "rft"):
         raise ValueError(f"method must be 'sft' or 'rft', got {method!r}")
     output_dir = Path(output_dir)
+    if launch is not None:
+        job = partial(train, method, base_dir, train_dataset, cfg, output_dir, seed, callbacks, save_model,
+                      peft_config, reward_funcs, progress)
+        return distributed.launch(job, launch, output_dir / "launch")
     if {"image", "images"} <= set(train_dataset.column_names):
         # the trainers read one of the two; every batch would decode both images
         train_dataset = train_dataset.remove_columns("image")
@@ -190,6 +199,8 @@ def train(method: str, base_dir: str | Path, train_dataset, cfg: dict[str, Any],
         t0 = time.perf_counter()
         with TrainerClock() as clock:
             trainer.train()
+    if not distributed.is_main():  # the main process writes the run's results
+        return {}
     metrics: dict[str, Any] = {"steps": trainer.state.global_step, "train_time_s": time.perf_counter() - t0}
     evaluation_s = 0.0
     for callback in callbacks:
