@@ -392,6 +392,11 @@ def _applied(name: str, values: dict[str, Any], overrides: dict[str, Any]) -> di
     return values
 
 
+# Knobs that say how runs are executed, not what they compute: they do not make a run an exercise
+# (Config.changed), and no run's fingerprint holds them (docs/gpu.md).
+HOW_KNOBS: dict[str, tuple[str, ...]] = {"run": ("processes", "accelerate_config")}
+
+
 @dataclass(frozen=True)
 class Config:
     """A profile resolved once, where a run starts (a notebook's first code cell, or the runner): every
@@ -414,10 +419,11 @@ class Config:
     @property
     def changed(self) -> dict[str, dict[str, Any]]:
         """The knobs whose values differ from the profile's own, by section (empty for the profile's own
-        settings, which a reproduction runs with)."""
+        settings, which a reproduction runs with), but for :data:`HOW_KNOBS`."""
         own = _own_sections(self.profile)
-        return {name: {k: v for k, v in values.items() if own[name][k] != v}
-                for name, values in self.sections.items() if values != own[name]}
+        changed = {name: {k: v for k, v in values.items() if own[name][k] != v and k not in HOW_KNOBS.get(name, ())}
+                   for name, values in self.sections.items()}
+        return {name: knobs for name, knobs in changed.items() if knobs}
 
     def is_own(self, *sections: str) -> bool:
         """Whether ``sections`` (all of them when none is named) hold the profile's own values."""

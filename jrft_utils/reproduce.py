@@ -5,10 +5,11 @@
     python -m jrft_utils.reproduce --profile cpu --from 02 --seeds 0 1 -p sft_learning_rate=3e-4
     python -m jrft_utils.reproduce --profile cpu --only 05 --force  # execute it even if unchanged
     python -m jrft_utils.reproduce --profile cpu --rebuild-base      # pretrain the bases, not data/'s
+    python -m jrft_utils.reproduce --profile gpu -p processes=8      # each fine-tuning run on 8 GPUs (docs/gpu.md)
 
 Executed copies go to ``runs/<profile>/notebooks/``, and for the reproduction (a profile that writes to the
 repository's ``figures/``, run with its own settings) also to ``notebooks/executed/``, outputs kept, to be
-committed with the results; with ``--seeds`` or ``-p`` (changed knobs) to
+committed with the results; with ``--seeds`` or ``-p`` (changed knobs, but for :data:`SAME_RESULTS`) to
 ``runs/<profile>/variants/runner-<key>/notebooks/``, and each notebook then writes its figures and summary
 beside its runs (its first cell prints where), never over the reproduction's. A notebook is a stage too: one whose cells,
 parameters and package source are unchanged, and whose upstream notebooks (the lower-numbered ones) were
@@ -138,6 +139,11 @@ def execute(nb: Notebook, params: dict[str, Any], out_dir: Path) -> Path:
     pm.execute_notebook(str(nb.path), str(executed), parameters=params, cwd=str(nb.path.parent),
                         progress_bar=True, kernel_name="python3")
     return executed
+
+
+# parameters that change how the notebooks run, not what they compute (profiles.HOW_KNOBS): a run with
+# them is the reproduction, not an exercise
+SAME_RESULTS = ("rebuild_base", "processes", "accelerate_config")
 
 
 def published_dir(config: profiles.Config, knobs: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR) -> Path | None:
@@ -271,7 +277,7 @@ def run(profile: str, seeds: list[int] | None = None, only: list[str] | None = N
     notebooks = discover(notebooks_dir)
     steps = plan(select(notebooks, only, start), profile, seeds, extra or {})
     config = profiles.resolve(profile)
-    knobs = {k: v for k, v in (extra or {}).items() if k != "rebuild_base"} | ({"seeds": seeds} if seeds else {})
+    knobs = {k: v for k, v in (extra or {}).items() if k not in SAME_RESULTS} | ({"seeds": seeds} if seeds else {})
     # with changed knobs, the executed copies go beside the reproduction's, as the notebooks' figures do
     out_dir = (config.run_dir / "variants" / f"runner-{stages.fingerprint(knobs)[:8]}" if knobs
                else config.run_dir) / "notebooks"

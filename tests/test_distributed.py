@@ -34,6 +34,8 @@ def test_settings_read_the_profile_and_the_shipped_configs():
         distributed.settings(run | {"processes": 0})
     with pytest.raises(FileNotFoundError, match="no accelerate config"):
         distributed.settings(run | {"accelerate_config": "configs/accelerate/none.yaml"})
+    many = profiles.resolve("gpu", run={"processes": 8})
+    assert many.changed == {} and many.out_dir == profiles.resolve("gpu").out_dir  # how it runs, not an exercise
     kinds = {p.stem: yaml.safe_load(p.read_text()) for p in (profiles.REPO_ROOT / "configs" / "accelerate").glob("*.yaml")}
     assert kinds["ddp"]["distributed_type"] == "MULTI_GPU"
     assert kinds["zero2"]["distributed_type"] == "DEEPSPEED" and kinds["zero2"]["deepspeed_config"]["zero_stage"] == 2
