@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -95,12 +96,17 @@ def launch(job: Callable[[], Any], how: Launch, folder: str | Path) -> Any:
                "--num_processes", str(how.processes), "--main_process_port", str(_free_port()),
                "-m", "jrft_utils.distributed", str(folder)]
     tail: deque[str] = deque(maxlen=40)
+    # a session of its own, so that an interrupted notebook stops every process of the launch with it
     with open(folder / LOG_FILE, "w") as log, subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
-        for line in process.stdout:
-            log.write(line)
-            tail.append(line)
-            print(line, end="", flush=True)
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True) as process:
+        try:
+            for line in process.stdout:
+                log.write(line)
+                tail.append(line)
+                print(line, end="", flush=True)
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
     if process.returncode != 0:
         raise RuntimeError(f"the run launched in {how.processes} processes failed (exit {process.returncode}); "
                            f"the whole log is {folder / LOG_FILE}:\n{''.join(tail)}")

@@ -170,9 +170,14 @@ def render_timing(summary: dict) -> str:
 
 def _trained(timing: dict) -> str:
     """How many fine-tuning runs the run trained itself, where recorded: the others were read back from its
-    run folder, trained by an earlier run with the same fingerprints."""
-    return (f" ({timing['runs_trained']} fine-tuning runs trained in it; any already in its run folder were read back)"
-            if "runs_trained" in timing else "")
+    run folder, trained by an earlier run with the same fingerprints, so a fresh clone's run takes longer."""
+    if "runs_trained" not in timing:
+        return ""
+    fresh = "a run from a fresh clone trains them all and takes longer: docs/findings.md, section 2.2"
+    if timing["runs_trained"] == 0:
+        return f" (no fine-tuning run trained in it: it read every one back from its run folder; {fresh})"
+    return (f" ({timing['runs_trained']} fine-tuning runs trained in it; any already in its run folder were read "
+            f"back, and {fresh})")
 
 
 def render_committed(summary: dict) -> str:

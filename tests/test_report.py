@@ -144,5 +144,7 @@ def test_the_timing_says_how_many_runs_the_run_trained_itself():
                "timing": {"notebooks": {"00_base_model": 60.0}, "memory_gb": {"00_base_model": 1.0}}}
     assert "trained" not in report.render_timing(summary)  # an older record: nothing said
     summary["timing"]["runs_trained"] = 7
-    assert "total 10 min (7 fine-tuning runs trained in it; any already in its run folder were read back);" \
-        in report.render_timing(summary)
+    assert "total 10 min (7 fine-tuning runs trained in it; any already in its run folder were read back, and a " \
+        "run from a fresh clone" in report.render_timing(summary)
+    summary["timing"]["runs_trained"] = 0
+    assert "total 10 min (no fine-tuning run trained in it: it read every one back" in report.render_timing(summary)
