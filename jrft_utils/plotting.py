@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter
 from PIL import Image
 
 from jrft_utils import frontiers, jigsaw, mechanism, methods, world
@@ -203,13 +204,15 @@ def plot_nll_distributions(tokens: pd.DataFrame, reference: str = "the start") -
 
 def plot_forgetting_vs(points: pd.DataFrame, xs: list[str]) -> plt.Figure:
     """Change of mean prior accuracy (one point per corpus and seed) against each column of ``xs``."""
-    fig, axes = plt.subplots(1, len(xs), figsize=(5 * len(xs), 4), sharey=True)
+    fig, axes = plt.subplots(1, len(xs), figsize=(5 * len(xs) + 1.5, 4), sharey=True, squeeze=False)
     order = _corpus_order(points["corpus"])
-    for ax, x in zip(np.atleast_1d(axes), xs):
+    for ax, x in zip(axes[0], xs):
         sns.scatterplot(data=points, x=x, y="prior change", hue="corpus", hue_order=order,
-                        palette=methods.palette(order), s=70, ax=ax)
+                        palette=methods.palette(order), s=70, ax=ax, legend=ax is axes[0][-1])
         ax.axhline(0, color="grey", lw=1, ls="--")
         ax.set(xlabel=x, ylabel="change of mean prior accuracy", title=f"Forgetting against {x}")
+    sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1))  # beside the points, not over them
+    fig.tight_layout()
     return fig
 
 
@@ -230,9 +233,13 @@ def plot_mechanism(points: pd.DataFrame, result: dict[str, Any], title: str = "W
         ax.plot(grid, 100 * np.polyval(coeffs, grid), color="black", lw=1.5, label="fit")
         ax.set(xscale="log" if name == "lbk" else "linear", xlabel=mechanism.NAMES[name],
                ylabel="prior knowledge lost from the start (points)", title=f"R$^2$ = {r2:.2f} ({len(common)} points)")
-    axes[0][0].legend(fontsize=7, loc="upper left")
+        if name == "lbk":  # labelled decades only: the minor ticks' labels overlap over a narrow range
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][0].get_legend().remove()  # one legend below the panels, over no point
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle(f"{title}: every checkpoint of every run (one dot each), quadratic fit over the SFT arms' points")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return fig
 
 
