@@ -232,7 +232,8 @@ _SMOKE["freedom_rft"].update(steps=2, batch_size=8, num_generations=4, lr_sweep=
 _SMOKE["text_sft"].update(steps=2, batch_size=4, logging_steps=1, eval_every=1, lr_sweep=[1e-4])
 _SMOKE["text_rft"].update(steps=2, batch_size=8, num_generations=4, max_completion_length=16, eval_every=1,
                           lr_sweep=[1e-4, 3e-4])  # exercises a frontier-only GRPO run
-_SMOKE["text_corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False)
+# the text controls are tested at function level (tests/test_textexperiment.py), not in the notebook run
+_SMOKE["text_corpora"].update(num_samples=2, max_new_tokens=16, require_correct=False, controls=False)
 
 _GPU: dict[str, dict[str, Any]] = copy.deepcopy(_CPU)
 _GPU["run"].update(figures_dir=None, workers=1, ship_bases=False)  # one device: one run at a time

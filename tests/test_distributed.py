@@ -51,11 +51,13 @@ def test_each_process_takes_its_share_of_a_batch(monkeypatch):
 
 
 @pytest.fixture
-def text_run(monkeypatch):
-    """The smoke text base, and the launched processes able to import the probes."""
+def text_run(monkeypatch, tmp_path):
+    """The smoke text base in a run folder of its own (the text experiment's tests expect to train theirs),
+    and the launched processes able to import the probes."""
     tests = str(Path(__file__).parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
-    config = profiles.resolve("smoke", text_corpora={"controls": False})
+    monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path / "runs"))
+    config = profiles.resolve("smoke")
     results.start_summary(config)
     tx.pretrain(config, progress=False)
     tokenizer, prior_sets, tasks = tx.load_base(config)[1], tx.test_sets(config), tx.task_split(config, "test")

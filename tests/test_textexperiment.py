@@ -61,7 +61,7 @@ def test_text_per_sample_grads_match_the_loop_and_the_first_order_prediction(tex
 
 
 def test_text_experiment_end_to_end_on_smoke(tmp_path):
-    config = profiles.resolve("smoke")
+    config = profiles.resolve("smoke", text_corpora={"controls": True})
     results.start_summary(config)
     info = tx.pretrain(config, progress=False)
     assert not info["cached"] and tx.pretrain(config, progress=False)["cached"]
@@ -115,7 +115,7 @@ def test_text_runs_train_in_worker_processes_and_are_read_back(tmp_path, monkeyp
     """With ``run.workers`` = 2 the text runs go to spawned one-thread workers (RFT first, its rollouts
     make a corpus), each with its trainer's output in ``<run dir>.log``; a second call reads them back."""
     monkeypatch.setenv("JRFT_RUN_ROOT", str(tmp_path))
-    config = profiles.resolve("smoke", run={"workers": 2}, text_corpora={"controls": False})
+    config = profiles.resolve("smoke", run={"workers": 2})
     results.start_summary(config)
     tx.pretrain(config, progress=False)
     runs = tx.run_methods(config, [0], progress=False)
