@@ -237,9 +237,10 @@ def plot_mechanism(points: pd.DataFrame, result: dict[str, Any], title: str = "W
             ax.xaxis.set_minor_formatter(NullFormatter())
     handles, labels = axes[0][0].get_legend_handles_labels()
     axes[0][0].get_legend().remove()  # one legend below the panels, over no point
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle(f"{title}: every checkpoint of every run (one dot each), quadratic fit over the SFT arms' points")
-    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    fig.tight_layout()
+    # under the figure's bottom edge, outside what tight_layout arranges; saving with a tight box keeps it
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=5, fontsize=8, frameon=False)
     return fig
 
 
