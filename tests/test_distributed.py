@@ -118,11 +118,19 @@ def test_grpo_in_two_processes_samples_its_own_prompts_and_matches_one(text_run,
     assert abs(curve[-1]["prior"]["mean"] - one_curve[-1]["prior"]["mean"]) < GRPO_POINT_TOLERANCE
 
 
-def test_a_launched_run_is_cached_and_read_back_like_any_other(text_run):
+def test_the_text_runs_hand_the_launch_to_the_trainer_and_cache_its_result(text_run, monkeypatch):
+    """``run.processes`` reaches :func:`trainers.train` from the notebooks' functions, and a launched run is
+    cached and read back like any other (the launch itself replaced by an in-process call: the tests above
+    launch for real)."""
     config, _ = text_run
+    launched = []
+
+    def in_process(job, how, folder):
+        launched.append((how.processes, Path(folder).name))
+        return job()
+
+    monkeypatch.setattr(distributed, "launch", in_process)
     config = config.with_knobs("run", processes=2)
     run = tx.finetune(config, "sft_gt", 0, progress=False)
-    launch_log = Path(run["dir"]) / "launch" / distributed.LOG_FILE
-    assert "train_runtime" in launch_log.read_text() and run["steps"] == 2
-    launch_log.unlink()
-    assert tx.finetune(config, "sft_gt", 0, progress=False) == run and not launch_log.exists()  # read back
+    assert launched == [(2, "launch")] and run["steps"] == 2
+    assert tx.finetune(config, "sft_gt", 0, progress=False) == run and len(launched) == 1  # read back
