@@ -224,16 +224,14 @@ def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[i
     :func:`method_results_path`."""
     recipe = config[method]
     learning_rate = recipe["learning_rate"]
-    def rates(corpus: str) -> list[float]:
-        return recipe["lr_sweep"] if sweep else [learning_rate]
-
+    rates = recipe["lr_sweep"] if sweep else [learning_rate]
     jobs: dict[tuple, Job] = {}
     for corpus, source in data.items():
         built = {seed: source(seed) if callable(source) else (source, {}) for seed in seeds}
         for seed in seeds:
             jobs[(corpus, "main", seed)] = plan(config, method, corpus, *built[seed], keep_model=keep_model,
                                                 seed=seed, start=start)
-        for lr in rates(corpus):
+        for lr in rates:
             if lr != learning_rate:
                 jobs[(corpus, "sweep", lr)] = plan(config, method, corpus, *built[seeds[0]], seed=seeds[0],
                                                    start=start, learning_rate=lr)
@@ -242,7 +240,7 @@ def run_methods(config: Config, method: str, data: dict[str, Any], seeds: list[i
     for corpus in data:
         main = {seed: done[(corpus, "main", seed)] for seed in seeds}
         out[corpus] = {"main": main, "sweep": {lr: main[seeds[0]] if lr == learning_rate else done[(corpus, "sweep", lr)]
-                                               for lr in rates(corpus)}}
+                                               for lr in rates}}
         _record_runs(config, corpus, out[corpus])
     return out
 

@@ -405,7 +405,7 @@ def execute(job: Job) -> dict[str, Any]:
         trainers.train("rft", job.start.dir, grpo_dataset(questions, train), job.cfg, job.out, job.seed, [curve], save_model=False,
                        reward_funcs=[acc_reward, fmt_reward], progress=False, launch=launch)
     elif job.arm == "sft_self_iter":
-        _iterate(job, model, processor, train, questions, curve, rng)
+        _iterate(job, model, processor, train, questions, curve, rng, launch)
     else:
         tiles = train["rows"][0] * train["cols"][0]
         follows_start = job.arm in ("sft_oracle", "sft_self")
@@ -428,7 +428,7 @@ def _epochs(cfg: dict[str, Any], train: dict[str, list]) -> int:
 
 
 def _iterate(job: Job, model, processor, train: dict[str, list], questions: datasets.Dataset,
-             curve: trainers.CurveCallback, rng: np.random.Generator) -> None:
+             curve: trainers.CurveCallback, rng: np.random.Generator, launch: distributed.Launch | None) -> None:
     """Iterative self-SFT: each epoch a fresh SFT run from the previous epoch's model, on answers drawn from
     that model renormalised over the correct ones; a curve point after each epoch."""
     epochs = _epochs(job.cfg, train)
@@ -443,7 +443,7 @@ def _iterate(job: Job, model, processor, train: dict[str, list], questions: data
         answers = draw(targets(job.arm, train["correct"], tiles, logprobs), 1, rng)
         out = job.out / f"epoch{epoch}"
         metrics = trainers.train("sft", source, sft_dataset(questions, answers), job.cfg | {"steps": per_epoch}, out,
-                                 job.seed + epoch, progress=False, launch=distributed.settings(job.config["run"]))
+                                 job.seed + epoch, progress=False, launch=launch)
         seconds += metrics["train_time_s"]
         clock = {k: clock.get(k, 0.0) + v for k, v in metrics["time_s"].items()}
         source = out / "model"

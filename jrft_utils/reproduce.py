@@ -143,7 +143,7 @@ def execute(nb: Notebook, params: dict[str, Any], out_dir: Path) -> Path:
 
 # parameters that change how the notebooks run, not what they compute (profiles.HOW_KNOBS): a run with
 # them is the reproduction, not an exercise
-SAME_RESULTS = ("rebuild_base", "processes", "accelerate_config")
+SAME_RESULTS = ("rebuild_base", *profiles.HOW_KNOBS["run"])
 
 
 def published_dir(config: profiles.Config, knobs: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR) -> Path | None:

@@ -33,6 +33,7 @@ METHODS = methods.keys("text")
 CORPORA = methods.corpora("text")
 CORPUS_OF = methods.corpus_of("text")
 NOTEBOOK = "08_text_only"
+FROM_ROLLOUTS = ("rft_rollouts", "foreign_think")  # corpora made from the RFT model's rollouts of their seed
 
 
 def run_dir(config: Config) -> Path:
@@ -278,8 +279,8 @@ def sft_arms(config: Config) -> list[str]:
 def sft_methods(config: Config, seed: int) -> list[str]:
     """The :func:`sft_arms` that train for ``seed``: none that needs the RFT rollouts when the RFT model of
     ``seed`` solved no training task in its samples."""
-    return [m for m in sft_arms(config) if CORPUS_OF[m] not in ("rft_rollouts", "foreign_think")
-            or corpus_samples(config, "rft_rollouts", seed)]
+    return [m for m in sft_arms(config)
+            if CORPUS_OF[m] not in FROM_ROLLOUTS or corpus_samples(config, "rft_rollouts", seed)]
 
 
 def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dict[str, Any]):
@@ -289,7 +290,7 @@ def _run_spec(config: Config, method: str, seed: int, frontier: bool, knobs: dic
     section = "text_rft" if method == "rft" else "text_sft"
     cfg = config.with_knobs(section, **knobs)[section]
     inputs = {"base": stages.stage_fingerprint(base_dir(config), NOTEBOOK, config.profile)}
-    if method in ("sft_rft_rollouts", "sft_foreign_think"):  # corpora made from the RFT model's rollouts
+    if CORPUS_OF.get(method) in FROM_ROLLOUTS:
         inputs["rft"] = stages.stage_fingerprint(rft_run_dir(config, seed), NOTEBOOK, config.profile)
     params = {"method": method, "cfg": finetuning.run_recipe(cfg), "seed": seed, "world": config["text_world"], "inputs": inputs,
               "kl": config["kl"]}
@@ -401,9 +402,10 @@ def corpus_dynamics(config: Config, seeds: list[int]) -> "pd.DataFrame":
     cfg = config["dynamics"]
     probes = test_sets(config)
     rows = []
+    trained = {seed: sft_methods(config, seed) for seed in seeds}
     for name in CORPORA:
         for seed in seeds:
-            if methods.method_of_corpus(name) not in sft_methods(config, seed):
+            if methods.method_of_corpus(name) not in trained[seed]:
                 continue
             samples = corpus_samples(config, name, seed)
             res = dynamics.corpus_dynamics(model, tokenizer, samples, probes, n_u=cfg["n_u"], n_v=cfg["n_v"], seed=seed)
